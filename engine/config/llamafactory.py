@@ -1,0 +1,156 @@
+"""Accept a LlamaFactory training YAML as it is: detect its flat keys and translate them.
+
+LlamaFactory configs are flat (`model_name_or_path`, `finetuning_type`, `lora_rank`, ...);
+ftlab profiles are nested by concern. `TRANSLATIONS` maps each supported flat key to the
+nested key it sets, with a converter for values whose meaning differs. A key without a
+translation is an error that names it: nothing is dropped silently.
+
+Other issues extend `TRANSLATIONS` (data and method keys) — one entry per key.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ftlab.errors import Problem
+
+Converter = Callable[[Any], list[tuple[str, Any]]]
+
+
+def _to(path: str) -> Converter:
+    return lambda value: [(path, value)]
+
+
+def _stage(value: Any) -> list[tuple[str, Any]]:
+    return [("stage", value)]
+
+
+def _finetuning_type(value: Any) -> list[tuple[str, Any]]:
+    return [("method.type", value)]
+
+
+def _lora_target(value: Any) -> list[tuple[str, Any]]:
+    if isinstance(value, str):
+        names = [v.strip() for v in value.split(",") if v.strip()]
+        return [("method.lora.target", "all" if names == ["all"] else names)]
+    return [("method.lora.target", value)]
+
+
+def _comma_list(path: str) -> Converter:
+    def convert(value: Any) -> list[tuple[str, Any]]:
+        if isinstance(value, str):
+            return [(path, [v.strip() for v in value.split(",") if v.strip()])]
+        return [(path, value)]
+    return convert
+
+
+def _precision(name: str) -> Converter:
+    def convert(value: Any) -> list[tuple[str, Any]]:
+        return [("train.precision", name)] if value is True else []
+    return convert
+
+
+def _report_to(value: Any) -> list[tuple[str, Any]]:
+    if value in (None, "none", "None", [], ["none"]):
+        return [("output.report_to", [])]
+    return [("output.report_to", [value] if isinstance(value, str) else value)]
+
+
+def _do_train(value: Any) -> list[tuple[str, Any]]:
+    if value is not True:
+        raise ValueError("only training configs are translated (do_train: true); "
+                         "for evaluation or prediction use stage: eval or predict")
+    return []
+
+
+def _ignored_cache_flag(path: str) -> Converter:
+    return _to(path)
+
+
+TRANSLATIONS: dict[str, Converter] = {
+    "model_name_or_path": _to("model.name_or_path"),
+    "trust_remote_code": _to("model.trust_remote_code"),
+    "adapter_name_or_path": _to("model.adapter"),
+    "stage": _stage,
+    "do_train": _do_train,
+    "finetuning_type": _finetuning_type,
+    "lora_rank": _to("method.lora.rank"),
+    "lora_alpha": _to("method.lora.alpha"),
+    "lora_dropout": _to("method.lora.dropout"),
+    "lora_target": _lora_target,
+    "dataset": _comma_list("data.dataset"),
+    "dataset_dir": _to("data.dataset_dir"),
+    "template": _to("data.template"),
+    "cutoff_len": _to("data.cutoff_len"),
+    "max_samples": _to("data.max_samples"),
+    "val_size": _to("data.val_size"),
+    "overwrite_cache": _ignored_cache_flag("data.overwrite_cache"),
+    "preprocessing_num_workers": _to("data.preprocessing_num_workers"),
+    "output_dir": _to("output.dir"),
+    "overwrite_output_dir": _to("output.overwrite"),
+    "plot_loss": _to("output.plot_loss"),
+    "report_to": _report_to,
+    "per_device_train_batch_size": _to("train.batch_size"),
+    "gradient_accumulation_steps": _to("train.gradient_accumulation_steps"),
+    "learning_rate": _to("train.learning_rate"),
+    "num_train_epochs": _to("train.epochs"),
+    "max_steps": _to("train.max_steps"),
+    "lr_scheduler_type": _to("train.lr_scheduler"),
+    "warmup_ratio": _to("train.warmup_ratio"),
+    "weight_decay": _to("train.weight_decay"),
+    "max_grad_norm": _to("train.max_grad_norm"),
+    "logging_steps": _to("train.logging_steps"),
+    "save_steps": _to("train.save_steps"),
+    "save_total_limit": _to("train.save_total_limit"),
+    "resume_from_checkpoint": _to("train.resume_from_checkpoint"),
+    "seed": _to("train.seed"),
+    "bf16": _precision("bf16"),
+    "fp16": _precision("fp16"),
+}
+
+# Keys that identify a LlamaFactory config (no ftlab profile has them at the top level).
+_MARKERS = {"model_name_or_path", "finetuning_type", "per_device_train_batch_size", "do_train",
+            "lora_rank", "lora_target", "cutoff_len", "output_dir", "num_train_epochs"}
+
+_SECTIONS = {"model", "method", "data", "train", "output"}
+
+
+def looks_like(data: dict[str, Any]) -> bool:
+    """True for a flat LlamaFactory config (any marker key at the top level)."""
+    return bool(_MARKERS & set(data))
+
+
+def translate(data: dict[str, Any], lines: dict[tuple, int], source: str
+              ) -> tuple[dict[str, Any], dict[tuple, int], list[Problem]]:
+    """Flat LlamaFactory keys → nested ftlab profile; also maps line numbers to the new keys."""
+    nested: dict[str, Any] = {}
+    new_lines: dict[tuple, int] = {}
+    problems: list[Problem] = []
+    for key, value in data.items():
+        line = lines.get((key,))
+        if key in _SECTIONS:
+            problems.append(Problem(source, line, key,
+                                    "ftlab sections cannot be mixed with LlamaFactory's flat keys"))
+            continue
+        convert = TRANSLATIONS.get(key)
+        if convert is None:
+            problems.append(Problem(source, line, key,
+                                    "LlamaFactory key that ftlab cannot translate (it would change the run, so "
+                                    "it is not ignored); remove it or use the ftlab profile form"))
+            continue
+        try:
+            pairs = convert(value)
+        except ValueError as err:
+            problems.append(Problem(source, line, key, str(err)))
+            continue
+        for path, new_value in pairs:
+            node = nested
+            parts = path.split(".")
+            for part in parts[:-1]:
+                node = node.setdefault(part, {})
+            node[parts[-1]] = new_value
+            if line is not None:
+                for depth in range(1, len(parts) + 1):
+                    new_lines.setdefault(tuple(parts[:depth]), line)
+                new_lines[tuple(parts)] = line
+    return nested, new_lines, problems

@@ -1,0 +1,156 @@
+"""The typed profile: one small pydantic model per concern, checked once.
+
+A profile is YAML with the sections `model`, `method`, `data`, `train` and `output` plus a
+`stage`. Unknown keys and wrong types are errors (`extra="forbid"`). Every field is documented
+once, in `Field(description=...)`; `ftctl run --help-profile`, `ftctl validate` and ftui's forms
+read these descriptions (see `field_docs`). This module imports no torch.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+STAGES = ("pt", "sft", "rm", "ppo", "dpo", "kto", "orpo", "simpo", "eval", "predict")
+METHODS = ("full", "freeze", "lora", "dora", "galore")
+
+Stage = Literal["pt", "sft", "rm", "ppo", "dpo", "kto", "orpo", "simpo", "eval", "predict"]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelConfig(Section):
+    name_or_path: str = Field(
+        "smollm2-135m-instruct",
+        description="Embedded model name (see `ftctl models`), a local Hugging Face folder, or a hub id.",
+    )
+    dtype: Literal["auto", "bf16", "fp16", "fp32"] = Field(
+        "auto", description="Weight dtype: auto is bf16 where the accelerator supports it, fp32 on the CPU."
+    )
+    attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2"] = Field(
+        "auto", description="Attention kernel; flash_attention_2 needs the flash-attn package."
+    )
+    gradient_checkpointing: bool = Field(
+        False, description="Recompute activations in the backward pass (non-reentrant): less memory, ~30% slower."
+    )
+    trust_remote_code: bool = Field(
+        False, description="Allow model code shipped with the checkpoint; off unless you trust it."
+    )
+    adapter: str | None = Field(None, description="An existing LoRA adapter folder to start from or to chat with.")
+
+
+class LoraConfig(Section):
+    rank: int = Field(8, ge=1, le=4096, description="LoRA rank r.")
+    alpha: float | None = Field(None, gt=0, description="LoRA alpha; default 2 x rank.")
+    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the LoRA input.")
+    target: list[str] | Literal["all"] = Field(
+        "all", description="Modules to adapt: `all` (every linear layer but the head) or a list of names."
+    )
+    modules_to_save: list[str] = Field(
+        default_factory=list, description="Extra modules trained in full and saved with the adapter."
+    )
+
+
+class FreezeConfig(Section):
+    trainable_layers: int = Field(
+        2, description="Train the last N decoder layers (negative: the first N)."
+    )
+    trainable_modules: list[str] | Literal["all"] = Field(
+        "all", description="Within those layers, which modules train (`all` or names such as mlp, self_attn)."
+    )
+    extra_modules: list[str] = Field(
+        default_factory=list, description="Modules outside the layers that also train (e.g. embed_tokens)."
+    )
+
+
+class MethodConfig(Section):
+    type: Literal["full", "freeze", "lora", "dora", "galore"] = Field(
+        "lora", description="Fine-tuning method: full, freeze, lora, dora or galore."
+    )
+    lora: LoraConfig = Field(default_factory=LoraConfig, description="LoRA/DoRA settings.")
+    freeze: FreezeConfig = Field(default_factory=FreezeConfig, description="Freeze-tuning settings.")
+    quantization_bit: Literal[4, 8] | None = Field(
+        None, description="Quantize the frozen base with bitsandbytes (4 or 8 bit): QLoRA."
+    )
+
+
+class DataConfig(Section):
+    dataset: list[str] = Field(
+        default_factory=list, description="Dataset names from dataset_info.json (a comma list is accepted)."
+    )
+    dataset_dir: str = Field("data", description="Folder holding dataset_info.json and the data files.")
+    template: str = Field("auto", description="Chat template: auto uses the tokenizer's own.")
+    cutoff_len: int = Field(1024, ge=8, description="Maximum tokens per sample after tokenization.")
+    max_samples: int | None = Field(None, ge=1, description="Use at most this many samples per dataset.")
+    val_size: float = Field(0.0, ge=0, description="Held-out share (< 1) or count (>= 1) for evaluation.")
+    train_on_prompt: bool = Field(False, description="Also compute loss on prompts (default: responses only).")
+    mask_history: bool = Field(False, description="Train only on the last assistant turn of a conversation.")
+    packing: bool = Field(False, description="Pack several samples per sequence (no cross-attention between them).")
+    preprocessing_num_workers: int | None = Field(None, ge=1, description="Processes for tokenization.")
+    overwrite_cache: bool = Field(False, description="Ignore the preprocessing cache and rebuild it.")
+    default_system: str | None = Field(None, description="System prompt used when a sample has none.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_dataset_list(cls, values):
+        if isinstance(values, dict) and isinstance(values.get("dataset"), str):
+            values = dict(values)
+            values["dataset"] = [d.strip() for d in values["dataset"].split(",") if d.strip()]
+        return values
+
+
+class TrainConfig(Section):
+    batch_size: int = Field(4, ge=1, description="Samples per device per step.")
+    gradient_accumulation_steps: int = Field(1, ge=1, description="Steps accumulated before an optimizer update.")
+    learning_rate: float = Field(1e-4, gt=0, description="Peak learning rate.")
+    epochs: float = Field(1.0, gt=0, description="Passes over the data (ignored when max_steps is set).")
+    max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps.")
+    lr_scheduler: Literal[
+        "linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup", "inverse_sqrt"
+    ] = Field("cosine", description="Learning-rate schedule.")
+    warmup_ratio: float = Field(0.0, ge=0, lt=1, description="Share of steps spent warming up.")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+    max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm.")
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = Field(
+        "auto", description="Mixed precision: auto picks bf16 on a capable GPU and fp32 on the CPU."
+    )
+    logging_steps: int = Field(1, ge=1, description="Write metrics every N steps.")
+    save_steps: int | None = Field(None, ge=1, description="Save a checkpoint every N steps (none: only at the end).")
+    save_total_limit: int | None = Field(None, ge=1, description="Keep at most this many checkpoints.")
+    seed: int = Field(42, description="Random seed for data order and initialisation.")
+    resume_from_checkpoint: str | None = Field(None, description="Checkpoint folder to resume, or `last`.")
+
+
+class OutputConfig(Section):
+    dir: str = Field("out/run", description="Where the adapter/model, metrics.jsonl and log.txt are written.")
+    overwrite: bool = Field(False, description="Replace an existing output folder.")
+    plot_loss: bool = Field(False, description="Also write loss.png from metrics.jsonl at the end.")
+    report_to: list[str] = Field(
+        default_factory=list, description="Extra trackers (none by default: metrics.jsonl always)."
+    )
+
+
+class Profile(Section):
+    stage: Stage = Field("sft", description="Training stage: " + ", ".join(STAGES) + ".")
+    model: ModelConfig = Field(default_factory=ModelConfig, description="Which model and how to load it.")
+    method: MethodConfig = Field(default_factory=MethodConfig, description="How the model is fine-tuned.")
+    data: DataConfig = Field(default_factory=DataConfig, description="Which data and how it is prepared.")
+    train: TrainConfig = Field(default_factory=TrainConfig, description="Optimizer and schedule.")
+    output: OutputConfig = Field(default_factory=OutputConfig, description="Where results go.")
+
+
+def field_docs(model: type[BaseModel] = Profile, prefix: str = "") -> dict[str, str]:
+    """Dotted key → description, type and default, for help texts and forms."""
+    docs: dict[str, str] = {}
+    for name, info in model.model_fields.items():
+        key = f"{prefix}{name}"
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            docs.update(field_docs(annotation, key + "."))
+            continue
+        default = info.get_default(call_default_factory=True)
+        docs[key] = f"{info.description or ''} (default: {default!r})"
+    return docs

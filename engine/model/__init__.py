@@ -1,0 +1,1 @@
+"""Model resolution, the embedded default model, loading and fine-tuning methods."""

@@ -1,0 +1,1 @@
+"""ftctl: the scriptable command line. One module per command group; `main.COMMANDS` is the table."""
