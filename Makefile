@@ -31,7 +31,7 @@ $(VENV)/.stamp-dev: pyproject.toml setup.py $(VENV)/.stamp-base
 install: $(VENV)/.stamp-base
 
 demo: $(VENV)/.stamp-base
-	$(BIN)/python -m ftlab.engine.demo
+	$(BIN)/python -m ftlab.demo
 
 test: $(VENV)/.stamp-dev
 	$(BIN)/python -m pytest -q -ra $(PYTEST_ARGS)

@@ -183,3 +183,27 @@ def load_profile(path: str | Path, sets: list[str] | None = None) -> LoadedProfi
 def dump_profile(profile: Profile) -> str:
     """The fully resolved profile as YAML (written as `config.yaml` next to every run)."""
     return yaml.safe_dump(profile.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+
+def resolve_paths(profile: Profile, base: str | Path) -> Profile:
+    """A copy of `profile` whose relative paths are made absolute against `base` (the caller's
+    working directory), so a job started elsewhere (by ftd) reads the same files."""
+    base = Path(base)
+    data = profile.model_dump()
+
+    def absolute(value: str | None) -> str | None:
+        if not value:
+            return value
+        path = Path(value).expanduser()
+        return str(path if path.is_absolute() else (base / path).resolve())
+
+    name = data["model"]["name_or_path"]
+    if (base / name).exists() or name.startswith((".", "/", "~")):
+        data["model"]["name_or_path"] = absolute(name)
+    data["model"]["adapter"] = absolute(data["model"]["adapter"])
+    data["data"]["dataset_dir"] = absolute(data["data"]["dataset_dir"])
+    data["output"]["dir"] = absolute(data["output"]["dir"])
+    resume = data["train"]["resume_from_checkpoint"]
+    if resume and resume not in ("last", "true", "True"):
+        data["train"]["resume_from_checkpoint"] = absolute(resume)
+    return Profile.model_validate(data)
