@@ -1,0 +1,1 @@
+"""Training: the stage runner behind `ftctl run` and every daemon job."""
