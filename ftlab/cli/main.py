@@ -24,6 +24,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("cmd_run", "run a profile in the foreground, without the daemon"),
     "validate": ("cmd_validate", "check a profile and report every problem at once"),
     "models": ("cmd_models", "list known models and whether each is ready on this machine"),
+    "serve": ("cmd_serve", "serve a model over an OpenAI-compatible HTTP API"),
+    "chat": ("cmd_chat", "chat with a model in the terminal (one-shot with --message)"),
 }
 
 
