@@ -124,7 +124,8 @@ class HFEngine:
         self._lock = threading.Condition()
         self._ids = itertools.count(1)
         self._stop = False
-        self.steps = 0
+        self.steps = 0  # decode steps run
+        self.shifts = 0  # timeline compactions
         self._thread = threading.Thread(target=self._loop, name="ftlab-hf-engine", daemon=True)
         self._thread.start()
 
@@ -220,6 +221,7 @@ class HFEngine:
                 if self._rows:  # free the columns no running row uses any more
                     delta = min(row.start for row in self._rows)
                     self.cache.shift_left(delta)
+                    self.shifts += 1
                     for row in self._rows:
                         row.start -= delta
                 if not self._fits(p, max_new):
