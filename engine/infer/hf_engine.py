@@ -351,7 +351,7 @@ class HFEngine:
     def _advance(self, row: _Row, token: int) -> None:
         """Account for a new token of `row`: text out, stop checks."""
         row.generated += 1
-        if token in self.eos_ids:
+        if token in self.eos_ids and not row.request.params.ignore_eos:
             self._finish(row, "stop", row.out.finish())
             return
         delta = row.out.add(token)

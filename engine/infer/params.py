@@ -19,6 +19,7 @@ class SamplingParams:
     seed: int | None = None
     # text forced at the start of the answer (already part of the prompt); counted as output text
     prefix: str = ""
+    ignore_eos: bool = False  # benchmarks: always generate max_tokens
 
     @property
     def greedy(self) -> bool:
