@@ -22,6 +22,18 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+class TricksConfig(Section):
+    liger_kernel: Literal["auto", "on", "off"] = Field(
+        "auto", description="liger-kernel fused kernels (linear cross-entropy, RMSNorm, RoPE, SwiGLU): auto is on "
+        "for a supported model on a GPU with liger-kernel installed.")
+    shift_attn: bool = Field(
+        False, description="S² shift short attention (LongLoRA) while training, Llama family only.")
+    shift_attn_group_ratio: float = Field(
+        0.25, gt=0, le=1, description="S² group size as a share of the sequence length (1: plain attention).")
+    neftune_noise_alpha: float | None = Field(
+        None, gt=0, description="NEFTune: uniform noise of this scale on input embeddings while training.")
+
+
 class ModelConfig(Section):
     name_or_path: str = Field(
         "smollm2-135m-instruct",
@@ -40,6 +52,24 @@ class ModelConfig(Section):
         False, description="Allow model code shipped with the checkpoint; off unless you trust it."
     )
     adapter: str | None = Field(None, description="An existing LoRA adapter folder to start from or to chat with.")
+    rope_scaling: Literal["linear", "dynamic", "yarn"] | None = Field(
+        None, description="RoPE scaling used when data.cutoff_len exceeds the model's context length.")
+    new_special_tokens: list[str] = Field(
+        default_factory=list, description="Special tokens added to the tokenizer (embeddings resized, mean-initialised, trained).")
+    resize_vocab: bool = Field(
+        False, description="Resize the embeddings to the tokenizer and train them (also implied by new_special_tokens).")
+    moe_aux_loss_coef: float | None = Field(
+        None, ge=0, description="Router load-balancing loss coefficient for MoE models (Mixtral, Qwen-MoE); "
+        "none keeps the model's own; 0 switches it off.")
+    tricks: TricksConfig = Field(default_factory=TricksConfig, description="Speed and long-context tricks.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_token_list(cls, values):
+        if isinstance(values, dict) and isinstance(values.get("new_special_tokens"), str):
+            values = dict(values)
+            values["new_special_tokens"] = [t.strip() for t in values["new_special_tokens"].split(",") if t.strip()]
+        return values
 
 
 class LoraConfig(Section):
@@ -52,6 +82,16 @@ class LoraConfig(Section):
     modules_to_save: list[str] = Field(
         default_factory=list, description="Extra modules trained in full and saved with the adapter."
     )
+    use_rslora: bool = Field(False, description="Rank-stabilised LoRA: scale alpha/sqrt(r) instead of alpha/r.")
+    loraplus_lr_ratio: float | None = Field(
+        None, gt=0, description="LoRA+: the B matrices learn this many times faster than the A matrices.")
+    loraplus_lr_embedding: float | None = Field(
+        None, gt=0, description="LoRA+: learning rate of adapted embedding layers (default 1e-6).")
+    pissa_init: bool = Field(False, description="PiSSA: initialise A and B from the weight's principal singular vectors.")
+    pissa_iter: int = Field(
+        16, ge=-1, description="PiSSA fast SVD iterations (-1: exact SVD, slower).")
+    adapter_dtype: Literal["fp32", "model"] = Field(
+        "fp32", description="Adapter weights in fp32 (stable) or in the model dtype (faster, less memory).")
 
 
 class FreezeConfig(Section):
@@ -66,15 +106,43 @@ class FreezeConfig(Section):
     )
 
 
+class QuantizationConfig(Section):
+    bits: Literal[4, 8] | None = Field(
+        None, description="Quantize the frozen base to 4 or 8 bits (QLoRA); none trains on the full-precision base.")
+    method: Literal["bnb", "gptq", "awq"] = Field(
+        "bnb", description="bnb quantizes on load; gptq/awq expect an already quantized checkpoint.")
+    type: Literal["nf4", "fp4"] = Field("nf4", description="4-bit data type (bitsandbytes).")
+    double_quant: bool = Field(True, description="Also quantize the quantization constants (bitsandbytes 4-bit).")
+    compute_dtype: Literal["auto", "bf16", "fp16", "fp32"] = Field(
+        "auto", description="Dtype of the de-quantized matmuls: auto follows model.dtype.")
+
+
+class GaloreConfig(Section):
+    rank: int = Field(16, ge=1, description="Rank of the gradient projection.")
+    update_interval: int = Field(200, ge=1, description="Steps between recomputing the projection.")
+    scale: float = Field(2.0, gt=0, description="Scale of the projected update.")
+    target: list[str] | Literal["all"] = Field(
+        "all", description="Linear modules optimised with GaLore (`all`: every linear layer of the decoder).")
+    layerwise: bool = Field(False, description="Update layer by layer in the backward pass (less memory, no accumulation).")
+
+
 class MethodConfig(Section):
     type: Literal["full", "freeze", "lora", "dora", "galore"] = Field(
         "lora", description="Fine-tuning method: full, freeze, lora, dora or galore."
     )
     lora: LoraConfig = Field(default_factory=LoraConfig, description="LoRA/DoRA settings.")
     freeze: FreezeConfig = Field(default_factory=FreezeConfig, description="Freeze-tuning settings.")
-    quantization_bit: Literal[4, 8] | None = Field(
-        None, description="Quantize the frozen base with bitsandbytes (4 or 8 bit): QLoRA."
-    )
+    galore: GaloreConfig = Field(default_factory=GaloreConfig, description="GaLore settings.")
+    quantization: QuantizationConfig = Field(
+        default_factory=QuantizationConfig, description="Quantized base model (QLoRA; LoRA on GPTQ/AWQ).")
+
+    @model_validator(mode="after")
+    def _quantized_needs_adapter(self):
+        quant = self.quantization
+        if (quant.bits is not None or quant.method != "bnb") and self.type not in ("lora", "dora"):
+            raise ValueError(f"a quantized base (quantization {quant.method} {quant.bits or ''}) trains only "
+                             f"with lora or dora, not {self.type}")
+        return self
 
 
 class DataConfig(Section):
