@@ -90,8 +90,8 @@ class LoraConfig(Section):
     pissa_init: bool = Field(False, description="PiSSA: initialise A and B from the weight's principal singular vectors.")
     pissa_iter: int = Field(
         16, ge=-1, description="PiSSA fast SVD iterations (-1: exact SVD, slower).")
-    adapter_dtype: Literal["fp32", "model"] = Field(
-        "fp32", description="Adapter weights in fp32 (stable) or in the model dtype (faster, less memory).")
+    upcast_adapters: bool = Field(
+        True, description="Keep adapter weights in fp32 (stable); off keeps them in the model dtype (faster).")
 
 
 class FreezeConfig(Section):
