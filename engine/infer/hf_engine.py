@@ -1,9 +1,9 @@
 """The Hugging Face backend: continuous batching over a shared slot KV cache, streamed per token.
 
-One scheduler thread owns the model. Between decode steps it admits waiting requests: each
-prompt is prefilled alone (exactly as an unbatched `generate` would), its keys/values are copied
-into free rows of the `SlotCache`, and from then on it decodes together with every other running
-row, one token per row per step. Finished rows leave at once and their slots are reused, so a
+One scheduler thread owns the model. Between decode steps it admits waiting requests: their
+prompts are prefilled (alone on the CPU, exactly as an unbatched `generate` would; right-padded in
+groups on CUDA), their keys/values are copied into free rows of the `SlotCache`, and from then on
+they decode together with every other running row, one token per row per step. Finished rows leave at once and their slots are reused, so a
 short request never waits for a long one.
 
 Per row: its own position ids, temperature/top_p, seeded generator, stop strings and token limit.
@@ -76,7 +76,8 @@ class HFEngine:
     backend = "hf"
 
     def __init__(self, model, tokenizer, model_id: str, *, max_batch: int = 16, max_len: int | None = None,
-                 cuda_graphs: bool = False, compile: bool = False, log=None):
+                 cuda_graphs: bool = False, compile: bool = False, prefill_batch: int | None = None,
+                 prefill_tokens: int = 8192, log=None):
         self.model = model
         self.tokenizer = tokenizer
         self.model_id = model_id
@@ -91,6 +92,9 @@ class HFEngine:
             context = min(context, int(window))
         self.cuda_graphs = bool(cuda_graphs) and self.device.type == "cuda"
         self.max_batch = max_batch
+        # prompts prefilled together: on the CPU one at a time (exactly unbatched); on CUDA in groups
+        self.prefill_batch = prefill_batch or (max_batch if self.device.type == "cuda" else 1)
+        self.prefill_tokens = prefill_tokens
         if max_len is None:
             max_len = min(context, 2048) if self.cuda_graphs else context
         self.max_len = min(max_len, context)
@@ -126,6 +130,7 @@ class HFEngine:
         self._stop = False
         self.steps = 0  # decode steps run
         self.shifts = 0  # timeline compactions
+        self.largest_prefill = 0  # most prompts prefilled in one forward
         self._thread = threading.Thread(target=self._loop, name="ftlab-hf-engine", daemon=True)
         self._thread.start()
 
@@ -208,71 +213,111 @@ class HFEngine:
 
     # -- admission -----------------------------------------------------------------------------
     def _admit(self) -> None:
+        """Start waiting requests (FIFO) while slots and timeline columns allow, in prefill groups."""
         while True:
             with self._lock:
-                if not self._waiting:
-                    return
-                request = self._waiting[0]
-            n, p = request.params.n, len(request.prompt_ids)
-            max_new = max(1, min(request.params.max_tokens, self.max_len - p))
-            if len(self._rows) + n > self.max_batch:
+                waiting = list(self._waiting)
+            group: list[tuple[_Request, int]] = []
+            rows, tokens = len(self._rows), 0
+            for request in waiting:
+                n, p = request.params.n, len(request.prompt_ids)
+                max_new = max(1, min(request.params.max_tokens, self.max_len - p))
+                if len(group) >= self.prefill_batch or rows + n > self.max_batch:
+                    break
+                if group and tokens + p > self.prefill_tokens:
+                    break
+                if not self._fits(group + [(request, max_new)]):
+                    if group or not self._rows or not self._compact() or not self._fits([(request, max_new)]):
+                        break
+                group.append((request, max_new))
+                rows, tokens = rows + n, tokens + p
+            if not group:
                 return
-            if not self._fits(p, max_new):
-                if self._rows:  # free the columns no running row uses any more
-                    delta = min(row.start for row in self._rows)
-                    self.cache.shift_left(delta)
-                    self.shifts += 1
-                    for row in self._rows:
-                        row.start -= delta
-                if not self._fits(p, max_new):
-                    return
             with self._lock:
-                self._waiting.popleft()
-            self._start(request, max_new)
+                for request, _ in group:
+                    self._waiting.remove(request)
+            self._start(group)
 
-    def _fits(self, p: int, max_new: int) -> bool:
+    def _fits(self, group: list[tuple[_Request, int]]) -> bool:
+        """Can `group` join at one column, and every running row still finish, within max_len?"""
         t = self.cache.t if self._rows else 0
+        longest = max(len(request.prompt_ids) for request, _ in group)
         remaining = max((row.max_new - row.generated for row in self._rows), default=0)
-        return max(t, p) + max(max_new, remaining) <= self.max_len
+        return max(t, longest) + max(remaining, *(m for _, m in group)) <= self.max_len
 
-    def _prefill(self, prompt_ids: list[int]):
-        ids = torch.tensor([prompt_ids], dtype=torch.long, device=self.device)
+    def _compact(self) -> bool:
+        """Free the columns no running row uses any more; True when some were freed."""
+        delta = min(row.start for row in self._rows)
+        if delta <= 0:
+            return False
+        self.cache.shift_left(delta)
+        self.shifts += 1
+        for row in self._rows:
+            row.start -= delta
+        return True
+
+    def _prefill(self, prompts: list[list[int]]):
+        """Prompts through the model: (last-position logits [B, V], per prompt per layer (keys, values)).
+
+        One prompt runs exactly as an unbatched `generate` would. Several are right-padded into one
+        forward: with causal attention a real token never sees the padding after it, so no mask is
+        needed and each prompt's keys/values are those of its own run.
+        """
+        lengths = [len(p) for p in prompts]
+        longest = max(lengths)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        ids = torch.tensor([p + [pad] * (longest - len(p)) for p in prompts], dtype=torch.long, device=self.device)
         cache = DynamicCache()
         kwargs = {self._cache_kw: cache, "use_cache": True}
+        keep = sorted(set(n - 1 for n in lengths))
         if self._keep_kw:
-            kwargs["logits_to_keep"] = 1
-        logits = self.model(input_ids=ids, **kwargs).logits[:, -1].float()
-        layers = [(layer.keys, layer.values) for layer in cache.layers]
-        return logits, layers
+            kwargs["logits_to_keep"] = 1 if keep == [longest - 1] else torch.tensor(keep, device=self.device)
+        else:
+            keep = list(range(longest))
+        logits = self.model(input_ids=ids, **kwargs).logits
+        where = {position: i for i, position in enumerate(keep)}
+        if logits.shape[1] == 1:
+            last = logits[:, 0]
+        else:
+            pick = torch.tensor([where[n - 1] for n in lengths], device=self.device)
+            last = logits[torch.arange(len(prompts), device=self.device), pick]
+        layers = [[(layer.keys[i:i + 1, :, :n], layer.values[i:i + 1, :, :n]) for layer in cache.layers]
+                  for i, n in enumerate(lengths)]
+        return last.float(), layers
 
-    def _start(self, request: _Request, max_new: int) -> None:
-        params, p = request.params, len(request.prompt_ids)
-        logits, layers = self._prefill(request.prompt_ids)
-        if len(layers) != len(self.cache.layers):
+    def _start(self, group: list[tuple[_Request, int]]) -> None:
+        logits, layers = self._prefill([request.prompt_ids for request, _ in group])
+        self.largest_prefill = max(self.largest_prefill, len(group))
+        if len(layers[0]) != len(self.cache.layers):
             raise EngineError("this model's cache layout is not supported by the hf batching engine")
         if not self._rows:
             self.cache.t = 0
             self.cache.mask.zero_()
-        self.cache.t = max(self.cache.t, p)
-        start = self.cache.t - p
+        self.cache.t = max(self.cache.t, *(len(request.prompt_ids) for request, _ in group))
         first = len(self._rows)
+        need_rows = first + sum(request.params.n for request, _ in group)
         if self.cache.growable:  # grow by doubling, never one row or column at a time
-            self.cache.allocate(_bucket_pow2(first + params.n, self.max_batch),
-                                min(self.max_len, _bucket_pow2(self.cache.t + max_new, 1 << 30)))
-        request.open_choices = params.n
-        new_rows = []
-        for index in range(params.n):
-            generator = None
-            if not params.greedy:
-                generator = torch.Generator(device="cpu")
-                seed = params.seed + index if params.seed is not None else int.from_bytes(os.urandom(7), "little")
-                generator.manual_seed(seed)
-            row = _Row(request, index, TextOutput(self.tokenizer, params.stop, params.prefix), generator,
-                       max_new, position=p, start=start)
-            self.cache.place(first + index, layers, start)
-            self._rows.append(row)
-            new_rows.append(row)
-        tokens = self._sample(logits.expand(params.n, -1), new_rows)
+            longest = max(m for _, m in group)
+            self.cache.allocate(_bucket_pow2(need_rows, self.max_batch),
+                                min(self.max_len, _bucket_pow2(self.cache.t + longest, 1 << 30)))
+        new_rows: list[_Row] = []
+        for k, (request, max_new) in enumerate(group):
+            params, p = request.params, len(request.prompt_ids)
+            start = self.cache.t - p
+            request.open_choices = params.n
+            for index in range(params.n):
+                generator = None
+                if not params.greedy:
+                    generator = torch.Generator(device="cpu")
+                    seed = params.seed + index if params.seed is not None else int.from_bytes(os.urandom(7), "little")
+                    generator.manual_seed(seed)
+                row = _Row(request, index, TextOutput(self.tokenizer, params.stop, params.prefix), generator,
+                           max_new, position=p, start=start)
+                self.cache.place(len(self._rows), layers[k], start)
+                self._rows.append(row)
+                new_rows.append(row)
+        choice_logits = torch.cat([logits[k:k + 1].expand(request.params.n, -1) for k, (request, _) in enumerate(group)])
+        tokens = self._sample(choice_logits, new_rows)
         for row, token in zip(new_rows, tokens):
             self._advance(row, token)
         self._remove_done()
@@ -307,11 +352,9 @@ class HFEngine:
         return self._forward(input_ids=ids, **kwargs).logits
 
     def _replay(self, b: int, cols: int, ids, pos) -> torch.Tensor:
-        count = ids.shape[0]
-        self._ids_buf.zero_()
-        self._pos_buf.zero_()
-        self._ids_buf[:count].copy_(ids, non_blocking=True)
-        self._pos_buf[:count].copy_(pos, non_blocking=True)
+        count = ids.shape[0]  # rows past `count` keep stale ids/positions: their output is ignored
+        self._ids_buf[:count].copy_(ids.pin_memory(), non_blocking=True)
+        self._pos_buf[:count].copy_(pos.pin_memory(), non_blocking=True)
         key = (b, cols)
         if key not in self._graphs:
             mask = self.cache.mask[:b, None, None, :cols]

@@ -27,11 +27,12 @@ def _reference(model, prompt, max_new):
     return out[0, len(prompt):].tolist()
 
 
-def test_joined_mid_flight_and_shifted_rows_match_generate(tiny):
+@pytest.mark.parametrize("slots,prefill", [(2, 1), (3, 3)])
+def test_joined_mid_flight_and_shifted_rows_match_generate(tiny, slots, prefill):
     model, tokenizer = tiny
-    # 2 slots and a 64-column timeline: later requests join while others run, and the timeline
-    # has to be compacted for them to fit
-    engine = HFEngine(model, tokenizer, "tiny", max_batch=2, max_len=64)
+    # few slots and a 64-column timeline: later requests join while others run, and the timeline
+    # has to be compacted for them to fit; prefill=3 prefills prompts of different lengths together
+    engine = HFEngine(model, tokenizer, "tiny", max_batch=slots, max_len=64, prefill_batch=prefill)
     try:
         prompts = [list(range(100 + 7 * i, 100 + 7 * i + 9 + 3 * i)) for i in range(6)]
         lengths = [20, 8, 30, 12, 25, 5]
@@ -50,7 +51,10 @@ def test_joined_mid_flight_and_shifted_rows_match_generate(tiny):
             expected = tokenizer.decode(_reference(model, prompts[i], lengths[i]), skip_special_tokens=True)
             assert results[i]["text"] == expected, f"request {i}"
             assert results[i]["finish_reason"] in ("length", "stop")
-        assert engine.shifts > 0, "the test should exercise timeline compaction"
+        if prefill == 1:
+            assert engine.shifts > 0, "the test should exercise timeline compaction"
+        else:
+            assert engine.largest_prefill > 1, "the test should prefill prompts together"
     finally:
         engine.shutdown()
 
