@@ -1,0 +1,108 @@
+"""Tokenize rendered turns in batches and build input_ids/labels with LlamaFactory's truncation.
+
+    pairs = encode_turns(backend, [turns, ...])          # per sample: [(src_ids, tgt_ids, n_train), ...]
+    ids, labels, truncated = supervised(pairs[0], cutoff_len=1024)
+
+Each conversation's full text is tokenized once (the fast tokenizer's `encode_batch`, in Rust,
+with character offsets), so the ids are exactly those of `apply_chat_template`; the offsets then
+cut the ids into per-turn prompt (source) and response (target) pieces. Truncation splits the
+remaining budget between source and target turn by turn like LlamaFactory's `infer_seqlen`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+IGNORE = -100
+
+
+def infer_seqlen(source_len: int, target_len: int, cutoff_len: int) -> tuple[int, int]:
+    """How many source and target tokens to keep within `cutoff_len` (LlamaFactory's rule)."""
+    if target_len * 2 < cutoff_len:
+        max_target_len = cutoff_len
+    elif source_len * 2 < cutoff_len:
+        max_target_len = cutoff_len - source_len
+    else:
+        max_target_len = int(cutoff_len * (target_len / (source_len + target_len)))
+    new_target_len = min(max_target_len, target_len)
+    max_source_len = max(cutoff_len - new_target_len, 0)
+    new_source_len = min(max_source_len, source_len)
+    return new_source_len, new_target_len
+
+
+def encode_texts(backend, texts: list[str]):
+    """Batch-encode without special tokens (templates write their own BOS)."""
+    return backend.encode_batch(texts, add_special_tokens=False)
+
+
+def encode_turns(backend, rendered: list[list]) -> list[list[tuple[np.ndarray, np.ndarray, int]]]:
+    """Per sample, per turn: (source ids, target ids, number of leading target ids trained)."""
+    texts = []
+    bounds = []
+    for turns in rendered:
+        parts = []
+        marks = []  # (response start, train end, response end) in characters
+        pos = 0
+        for turn in turns:
+            pos += len(turn.prompt)
+            start = pos
+            pos += len(turn.response)
+            marks.append((start, start + turn.train_chars, pos))
+            parts.append(turn.prompt)
+            parts.append(turn.response)
+        texts.append("".join(parts))
+        bounds.append(marks)
+    encodings = encode_texts(backend, texts)
+    out = []
+    for encoding, marks in zip(encodings, bounds):
+        ids = np.asarray(encoding.ids, dtype=np.int32)
+        starts = np.fromiter((o[0] for o in encoding.offsets), dtype=np.int64, count=len(ids))
+        flat = np.asarray(marks, dtype=np.int64).reshape(-1)
+        cuts = np.searchsorted(starts, flat, side="left").reshape(-1, 3)
+        pairs = []
+        prev = 0
+        for r_start, t_end, r_end in cuts.tolist():
+            pairs.append((ids[prev:r_start], ids[r_start:r_end], t_end - r_start))
+            prev = r_end
+        if prev < len(ids) and pairs:  # text after the last reply (none for usual templates)
+            src, tgt, n = pairs[-1]
+            pairs[-1] = (src, np.concatenate([tgt, ids[prev:]]), n)
+        out.append(pairs)
+    return out
+
+
+def supervised(pairs, cutoff_len: int, train_on_prompt: bool = False, mask_history: bool = False
+               ) -> tuple[np.ndarray, np.ndarray, bool]:
+    """input_ids, labels and whether anything was cut, for one conversation."""
+    total = 0
+    pieces_ids: list[np.ndarray] = []
+    pieces_labels: list[np.ndarray] = []
+    order = list(reversed(pairs)) if mask_history else pairs
+    truncated = False
+    for index, (src, tgt, n_train) in enumerate(order):
+        if total >= cutoff_len:
+            truncated = True
+            break
+        s_len, t_len = infer_seqlen(len(src), len(tgt), cutoff_len - total)
+        if s_len < len(src) or t_len < len(tgt):
+            truncated = True
+        src = src[:s_len]
+        tgt_full = tgt
+        tgt = tgt[:t_len]
+        total += s_len + t_len
+        src_labels = src.copy() if train_on_prompt else np.full(s_len, IGNORE, dtype=np.int32)
+        if mask_history and index != 0:
+            tgt_labels = np.full(t_len, IGNORE, dtype=np.int32)
+        else:
+            tgt_labels = tgt.copy()
+            if n_train < len(tgt_full):
+                tgt_labels[n_train:] = IGNORE
+        if mask_history:
+            pieces_ids[:0] = [src, tgt]
+            pieces_labels[:0] = [src_labels, tgt_labels]
+        else:
+            pieces_ids += [src, tgt]
+            pieces_labels += [src_labels, tgt_labels]
+    if not pieces_ids:
+        return np.zeros(0, np.int32), np.zeros(0, np.int32), truncated
+    return np.concatenate(pieces_ids), np.concatenate(pieces_labels), truncated
