@@ -26,6 +26,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("cmd_models", "list known models and whether each is ready on this machine"),
     "serve": ("cmd_serve", "serve a model over an OpenAI-compatible HTTP API"),
     "chat": ("cmd_chat", "chat with a model in the terminal (one-shot with --message)"),
+    "submit": ("cmd_submit", "queue a profile as a job on ftd (--wait follows it)"),
+    "jobs": ("cmd_jobs", "list your jobs on ftd (--all: every user's, for admins)"),
+    "show": ("cmd_show", "show one job: state, devices, last metrics, error"),
+    "logs": ("cmd_logs", "print a job's log (-f follows it)"),
+    "cancel": ("cmd_cancel", "cancel a queued or running job"),
+    "resume": ("cmd_resume", "queue a stopped job again from its last checkpoint"),
+    "devices": ("cmd_devices", "accelerators, VRAM, utilisation and the job holding each"),
+    "ping": ("cmd_ping", "check that ftd answers and who it thinks you are"),
 }
 
 
