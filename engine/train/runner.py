@@ -90,7 +90,8 @@ def _resume_arg(value: str | None, run_dir: Path):
     return value
 
 
-def training_arguments(profile: Profile, run_dir: Path):
+def training_arguments(profile: Profile, run_dir: Path, overrides: dict | None = None):
+    """TrainingArguments from the profile; `overrides` are the method's own (GaLore optimizer, NEFTune)."""
     from transformers import TrainingArguments
 
     import torch
@@ -122,6 +123,7 @@ def training_arguments(profile: Profile, run_dir: Path):
         remove_unused_columns=False,
         disable_tqdm=True,
         dataloader_pin_memory=torch.cuda.is_available(),
+        **(overrides or {}),
     )
 
 
@@ -149,7 +151,7 @@ def run_profile(loaded: LoadedProfile, run_dir: Path, display) -> RunResult:
     from ftlab.engine.model.resolve import resolve_model
 
     from .callbacks import MetricsCallback, MetricsWriter, StopOnSignal, peak_memory_gib
-    from .methods import apply_method, trainable_summary
+    from .methods import apply_method, make_optimizer, trainable_summary, training_overrides
 
     profile = loaded.profile
     if profile.stage not in TRAINING_STAGES:
@@ -166,13 +168,15 @@ def run_profile(loaded: LoadedProfile, run_dir: Path, display) -> RunResult:
 
     # 2. model files and tokenizer
     folder = resolve_model(profile.model.name_or_path, log=display.print)
-    tokenizer = load_tokenizer(folder, profile.model.trust_remote_code)
+    tokenizer = load_tokenizer(folder, profile.model.trust_remote_code, profile.model.new_special_tokens)
 
     # 3. data
     data = prepare_dataset(profile.data, profile.stage, tokenizer, seed=profile.train.seed, log=display.print)
 
     # 4. model and method
-    model = apply_method(load_model(profile.model, folder), profile.method)
+    model = load_model(profile.model, folder, method=profile.method, max_length=profile.data.cutoff_len,
+                       tokenizer=tokenizer)
+    model = apply_method(model, profile.method)
     trainable, total = trainable_summary(model)
     display.print(f"model {profile.model.name_or_path}: {total / 1e6:,.1f}M parameters, "
                   f"{trainable / 1e6:,.2f}M trainable ({100 * trainable / max(total, 1):.2f}%, {profile.method.type})")
@@ -180,9 +184,11 @@ def run_profile(loaded: LoadedProfile, run_dir: Path, display) -> RunResult:
     # 5. train
     writer = MetricsWriter(run_dir / "metrics.jsonl")
     metrics = MetricsCallback(writer, on_record=lambda record, state: display.update(record, state.global_step))
+    args = training_arguments(profile, run_dir, training_overrides(profile.method, profile.model, model))
     trainer = Trainer(
         model=model,
-        args=training_arguments(profile, run_dir),
+        args=args,
+        optimizers=(make_optimizer(model, profile.method, args), None),
         train_dataset=data.train,
         eval_dataset=data.eval,
         data_collator=make_collator(profile.stage, tokenizer),

@@ -1,51 +1,84 @@
-"""Fine-tuning methods: decide which parameters train (full, LoRA).
+"""Fine-tuning methods: which parameters train, and how they are optimised.
 
-`apply_method` returns the model to train — the same model for full fine-tuning, a peft model
-for LoRA — and `trainable_summary` reports what will train.
+The runner calls three functions, in this order:
+
+    model = apply_method(model, profile.method)                # full / freeze / LoRA family / GaLore
+    args  = TrainingArguments(..., **training_overrides(profile.method, profile.model))
+    trainer = Trainer(..., optimizers=(make_optimizer(model, profile.method, args), None))
+
+`apply_method` returns the model to train (the same model for full, freeze and GaLore; a peft
+model for LoRA, DoRA and QLoRA). `training_overrides` gives the TrainingArguments a method needs
+(GaLore's optimizer, NEFTune). `make_optimizer` builds an optimizer when the method needs its
+own parameter groups (LoRA+), else None and the Trainer builds AdamW. `trainable_summary` counts.
 """
 
 from __future__ import annotations
 
-from ftlab.engine.config import MethodConfig
+import torch
+
+from ftlab.engine.config import MethodConfig, ModelConfig
 from ftlab.errors import UserError
+
+from .freeze import apply_freeze
+from .galore import galore_arguments
+from .lora import apply_lora, loraplus_optimizer
+
+__all__ = ["apply_method", "make_optimizer", "trainable_summary", "training_overrides"]
 
 
 def apply_method(model, method: MethodConfig):
+    """Set which parameters train; returns the model to hand to the Trainer."""
     kind = method.type
-    if kind == "full":
+    if kind in ("full", "galore"):
         for param in model.parameters():
             param.requires_grad_(True)
-        return model
-    if kind in ("lora", "dora"):
-        return _apply_lora(model, method)
-    raise UserError(f"method.type: {kind!r} is not available in this version yet (available: full, lora, dora)")
+    elif kind == "freeze":
+        apply_freeze(model, method.freeze)
+    elif kind in ("lora", "dora"):
+        model = apply_lora(model, method)
+    else:  # the schema's Literal keeps this unreachable
+        raise UserError(f"method.type: unknown method {kind!r}")
+    _upcast_fp16_trainables(model)
+    return model
 
 
-def _apply_lora(model, method: MethodConfig):
-    from peft import LoraConfig, get_peft_model
+def _upcast_fp16_trainables(model) -> None:
+    """fp16 mixed precision unscales fp32 gradients only: trainable fp16 parameters become fp32."""
+    for param in model.parameters():
+        if param.requires_grad and param.dtype == torch.float16:
+            param.data = param.data.float()
 
-    lora = method.lora
-    target = "all-linear" if lora.target == "all" else list(lora.target)
-    config = LoraConfig(
-        r=lora.rank,
-        lora_alpha=lora.alpha if lora.alpha is not None else 2 * lora.rank,
-        lora_dropout=lora.dropout,
-        target_modules=target,
-        modules_to_save=list(lora.modules_to_save) or None,
-        use_dora=method.type == "dora",
-        task_type="CAUSAL_LM",
-    )
-    try:
-        return get_peft_model(model, config)
-    except ValueError as err:
-        raise UserError(f"method.lora.target: {err}") from None
+
+def training_overrides(method: MethodConfig, model_cfg: ModelConfig | None = None, model=None) -> dict:
+    """TrainingArguments keyword arguments the method and tricks need (GaLore optimizer, NEFTune)."""
+    overrides: dict = {}
+    if method.type == "galore":
+        overrides.update(galore_arguments(method.galore, model))
+    if model_cfg is not None and model_cfg.tricks.neftune_noise_alpha:
+        overrides["neftune_noise_alpha"] = model_cfg.tricks.neftune_noise_alpha
+    return overrides
+
+
+def make_optimizer(model, method: MethodConfig, args):
+    """The method's own optimizer (LoRA+: per-group learning rates), or None for the Trainer's default."""
+    if method.type in ("lora", "dora") and method.lora.loraplus_lr_ratio:
+        return loraplus_optimizer(model, method.lora, args)
+    return None
+
+
+def _numel(param) -> int:
+    quant_state = getattr(param, "quant_state", None)  # bitsandbytes 4-bit packs two values per byte
+    if quant_state is not None and getattr(quant_state, "shape", None) is not None:
+        return int(torch.Size(quant_state.shape).numel())
+    return param.numel()
 
 
 def trainable_summary(model) -> tuple[int, int]:
-    """(trainable, total) parameter counts."""
+    """(trainable, total) parameter counts; quantized weights count as their unpacked size."""
     trainable = total = 0
     for param in model.parameters():
-        total += param.numel()
+        count = _numel(param)
+        total += count
         if param.requires_grad:
-            trainable += param.numel()
+            trainable += count
     return trainable, total
