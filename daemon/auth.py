@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import zmq
+from zmq.utils import z85
 
 DEFAULT_ADMIN_GROUP = "ftlab-admin"
 
@@ -142,7 +143,7 @@ class CurveKeys:
 
     def uid_of(self, public_key: bytes) -> int | None:
         """The uid whose authorised key this is (raw 32-byte or Z85 40-character key)."""
-        wanted = zmq.z85_encode(public_key) if len(public_key) == 32 else bytes(public_key)
+        wanted = z85.encode(public_key) if len(public_key) == 32 else bytes(public_key)
         for path in self.authorized.glob("*.key"):
             if path.read_bytes().strip() == wanted:
                 return int(path.stem)

@@ -610,7 +610,9 @@ class Daemon:
                 for path in [ipc_path(endpoint)] + [ipc_path(s.endpoint) for s in self.streams.values()
                                                    if s.endpoint.startswith("ipc://")]:
                     path.unlink(missing_ok=True)
-        self.ctx.term()
+        if getattr(self, "_zap", None) is not None:
+            self._zap.stop()
+        self.ctx.destroy(linger=0)
         self.store.close()
 
 
