@@ -1,0 +1,1 @@
+"""ftui's screens: Jobs, Job detail, New run, Devices and Chat."""
