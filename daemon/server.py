@@ -130,7 +130,11 @@ class Daemon:
         os.chmod(self.jobs_root, 0o711 if multi else 0o700)
 
     def _bind_requests(self) -> None:
-        key = None
+        # one key for the daemon's lifetime *and* across restarts, so clients reconnect seamlessly
+        key_file = self.state_dir / "session.key"
+        if not key_file.exists():
+            write_atomic(key_file, P.Session.new_key().decode() + "\n", 0o600)
+        key = key_file.read_text().strip().encode()
         for endpoint in self.config.endpoints:
             if endpoint.startswith("ipc://"):
                 path = ipc_path(endpoint)
@@ -139,15 +143,8 @@ class Daemon:
                 if not path.parent.exists():  # only a folder we create gets our mode
                     path.parent.mkdir(parents=True, mode=0o700)
                     os.chmod(path.parent, 0o755 if self.config.multi_user else 0o700)
-                key_file = session_key_path(endpoint)
-                if key is None:
-                    key = P.Session.new_key()
-                write_atomic(key_file, key.decode() + "\n", 0o644 if self.config.multi_user else 0o600)
-        if key is None:
-            key_file = self.state_dir / "session.key"
-            if not key_file.exists():
-                write_atomic(key_file, P.Session.new_key().decode() + "\n", 0o600)
-            key = key_file.read_text().strip().encode()
+                write_atomic(session_key_path(endpoint), key.decode() + "\n",
+                             0o644 if self.config.multi_user else 0o600)
         self.session = P.Session(key)
         for endpoint in self.config.endpoints:
             sock = self.ctx.socket(zmq.ROUTER)
@@ -427,7 +424,11 @@ class Daemon:
         return {"id": job.id, "job": self.store.get(job.id).to_dict()}
 
     def on_devices(self, identity: Identity, body: dict) -> dict:
-        return self.latest_devices or self._sample()[0]
+        data = dict(self.latest_devices or self._sample()[0])
+        # live figures are up to a second old; who holds what is always current
+        data["devices"] = [{**d, "job": self.scheduler.holders.get(d["index"])} for d in data["devices"]]
+        data["cpu"] = {**data["cpu"], "jobs": sorted(self.scheduler.cpu_holders)}
+        return data
 
     def on_snapshot(self, identity: Identity, body: dict) -> dict:
         stream = self._stream_for(identity)

@@ -78,3 +78,14 @@ def wait_for(predicate, timeout: float = 30.0, interval: float = 0.1, what: str 
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@pytest.fixture
+def helpers():
+    """write_profile and wait_for, for the test modules (tests/ is not a package)."""
+    class Helpers:
+        pass
+
+    Helpers.write_profile = staticmethod(write_profile)
+    Helpers.wait_for = staticmethod(wait_for)
+    return Helpers
