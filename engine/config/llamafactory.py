@@ -67,6 +67,15 @@ def _ignored_cache_flag(path: str) -> Converter:
     return _to(path)
 
 
+def _neat_packing(value: Any) -> list[tuple[str, Any]]:
+    # ftlab's packing never lets packed samples attend to each other: that is LlamaFactory's neat_packing
+    return [("data.packing", True)] if value else []
+
+
+def _packing(value: Any) -> list[tuple[str, Any]]:
+    return [("data.packing", bool(value))] if value is not None else []
+
+
 TRANSLATIONS: dict[str, Converter] = {
     "model_name_or_path": _to("model.name_or_path"),
     "trust_remote_code": _to("model.trust_remote_code"),
@@ -86,6 +95,17 @@ TRANSLATIONS: dict[str, Converter] = {
     "val_size": _to("data.val_size"),
     "overwrite_cache": _ignored_cache_flag("data.overwrite_cache"),
     "preprocessing_num_workers": _to("data.preprocessing_num_workers"),
+    "streaming": _to("data.streaming"),
+    "buffer_size": _to("data.buffer_size"),
+    "mix_strategy": _to("data.mix_strategy"),
+    "interleave_probs": _to("data.interleave_probs"),
+    "packing": _packing,
+    "neat_packing": _neat_packing,
+    "train_on_prompt": _to("data.train_on_prompt"),
+    "mask_history": _to("data.mask_history"),
+    "tokenized_path": _to("data.tokenized_path"),
+    "default_system": _to("data.default_system"),
+    "enable_thinking": _to("data.enable_thinking"),
     "output_dir": _to("output.dir"),
     "overwrite_output_dir": _to("output.overwrite"),
     "plot_loss": _to("output.plot_loss"),

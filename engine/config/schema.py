@@ -150,16 +150,31 @@ class DataConfig(Section):
         default_factory=list, description="Dataset names from dataset_info.json (a comma list is accepted)."
     )
     dataset_dir: str = Field("data", description="Folder holding dataset_info.json and the data files.")
-    template: str = Field("auto", description="Chat template: auto uses the tokenizer's own.")
+    template: Literal["auto", "chatml", "qwen", "yi", "llama3", "llama2", "mistral", "gemma", "chatglm3",
+                      "baichuan2", "alpaca", "default", "empty"] = Field(
+        "auto", description="Chat template: auto uses the tokenizer's own; a name picks a built-in one "
+                            "(for base models without a template).")
     cutoff_len: int = Field(1024, ge=8, description="Maximum tokens per sample after tokenization.")
     max_samples: int | None = Field(None, ge=1, description="Use at most this many samples per dataset.")
     val_size: float = Field(0.0, ge=0, description="Held-out share (< 1) or count (>= 1) for evaluation.")
     train_on_prompt: bool = Field(False, description="Also compute loss on prompts (default: responses only).")
     mask_history: bool = Field(False, description="Train only on the last assistant turn of a conversation.")
     packing: bool = Field(False, description="Pack several samples per sequence (no cross-attention between them).")
+    mix_strategy: Literal["concat", "interleave_under", "interleave_over"] = Field(
+        "concat", description="How several datasets mix: concat, or interleave drawing by interleave_probs until "
+                              "the first (under) or every (over, oversampling) dataset runs out.")
+    interleave_probs: list[float] | None = Field(
+        None, description="Sampling probabilities per dataset for interleaving (default: equal).")
+    streaming: bool = Field(
+        False, description="Read and tokenize on the fly (data larger than memory); needs train.max_steps.")
+    buffer_size: int = Field(16384, ge=1, description="Shuffle buffer (samples) when streaming.")
     preprocessing_num_workers: int | None = Field(None, ge=1, description="Processes for tokenization.")
     overwrite_cache: bool = Field(False, description="Ignore the preprocessing cache and rebuild it.")
+    tokenized_path: str | None = Field(
+        None, description="Folder to save the tokenized data to, or load it from when it exists.")
     default_system: str | None = Field(None, description="System prompt used when a sample has none.")
+    enable_thinking: bool | None = Field(
+        None, description="Passed to chat templates that support reasoning (e.g. Qwen3); auto only.")
 
     @model_validator(mode="before")
     @classmethod
@@ -167,6 +182,9 @@ class DataConfig(Section):
         if isinstance(values, dict) and isinstance(values.get("dataset"), str):
             values = dict(values)
             values["dataset"] = [d.strip() for d in values["dataset"].split(",") if d.strip()]
+        if isinstance(values, dict) and isinstance(values.get("interleave_probs"), str):
+            values = dict(values)
+            values["interleave_probs"] = [float(p) for p in values["interleave_probs"].split(",") if p.strip()]
         return values
 
 
