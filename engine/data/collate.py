@@ -3,8 +3,9 @@
     collate = make_collator("sft", tokenizer)      # or "pt", "dpo", "kto", "predict", ...
     batch = collate([row, row, ...])               # input_ids, attention_mask, labels[, position_ids]
 
-Sequences are right-padded (left-padded for generation stages) to a multiple of 8; labels are -100
-on padding. Packed rows (with position_ids) get no 2D attention_mask: transformers then reads the
+Sequences are right-padded to a multiple of 8, labels -100 on padding. For generation stages
+(predict, eval, ppo) prompts are left-padded and `labels` holds the reference answers, padded
+separately. Packed rows (with position_ids) get no 2D attention_mask: transformers then reads the
 restarting position_ids as sample boundaries (see packing.py); padding is a separate sample with
 its own positions and no labels. The pairwise collator puts the n chosen sequences first, then the
 n rejected ones, in one batch of 2n; the KTO collator adds `kto_tags` and the KL pairs.
@@ -53,8 +54,10 @@ class Collator:
 
         length = _target_length(ids, self.multiple)
         batch = {"input_ids": torch.from_numpy(_pad(ids, self.pad_token_id, length, self.left))}
-        if labels is not None:
-            batch["labels"] = torch.from_numpy(_pad(labels, IGNORE, length, self.left))
+        if labels is not None and self.left:  # generation: the reference answers, padded on their own
+            batch["labels"] = torch.from_numpy(_pad(labels, IGNORE, _target_length(labels, self.multiple)))
+        elif labels is not None:
+            batch["labels"] = torch.from_numpy(_pad(labels, IGNORE, length))
         if positions is not None:
             pos = _pad(positions, 0, length)
             for row, seq in enumerate(positions):  # padding: a separate sample, positions from 0

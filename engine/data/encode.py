@@ -71,10 +71,14 @@ def encode_turns(backend, rendered: list[list]) -> list[list[tuple[np.ndarray, n
     return out
 
 
-def supervised(pairs, cutoff_len: int, train_on_prompt: bool = False, mask_history: bool = False
-               ) -> tuple[np.ndarray, np.ndarray, bool]:
-    """input_ids, labels and whether anything was cut, for one conversation."""
-    total = 0
+def supervised(pairs, cutoff_len: int, train_on_prompt: bool = False, mask_history: bool = False,
+               efficient_eos: int | None = None) -> tuple[np.ndarray, np.ndarray, bool]:
+    """input_ids, labels and whether anything was cut, for one conversation.
+
+    `efficient_eos` (an EOS id, for templates without an end-of-turn token) labels the first
+    prompt token after each reply with EOS and ends the sequence with one EOS, as LlamaFactory does.
+    """
+    total = 1 if efficient_eos is not None else 0
     pieces_ids: list[np.ndarray] = []
     pieces_labels: list[np.ndarray] = []
     order = list(reversed(pairs)) if mask_history else pairs
@@ -91,6 +95,8 @@ def supervised(pairs, cutoff_len: int, train_on_prompt: bool = False, mask_histo
         tgt = tgt[:t_len]
         total += s_len + t_len
         src_labels = src.copy() if train_on_prompt else np.full(s_len, IGNORE, dtype=np.int32)
+        if efficient_eos is not None and not train_on_prompt and s_len:
+            src_labels[0] = efficient_eos
         if mask_history and index != 0:
             tgt_labels = np.full(t_len, IGNORE, dtype=np.int32)
         else:
@@ -103,6 +109,18 @@ def supervised(pairs, cutoff_len: int, train_on_prompt: bool = False, mask_histo
         else:
             pieces_ids += [src, tgt]
             pieces_labels += [src_labels, tgt_labels]
+    if efficient_eos is not None:
+        eos = np.asarray([efficient_eos], dtype=np.int32)
+        pieces_ids.append(eos)
+        pieces_labels.append(eos)
     if not pieces_ids:
         return np.zeros(0, np.int32), np.zeros(0, np.int32), truncated
     return np.concatenate(pieces_ids), np.concatenate(pieces_labels), truncated
+
+
+def masked_target(tgt: np.ndarray, n_train: int, keep: int) -> np.ndarray:
+    """Labels of a reply truncated to `keep` tokens, -100 after its first `n_train` (after the stop)."""
+    labels = tgt[:keep].copy()
+    if n_train < keep:
+        labels[n_train:] = IGNORE
+    return labels

@@ -28,13 +28,13 @@ import numpy as np
 from ftlab import paths
 from ftlab.errors import UserError
 
-from .encode import IGNORE, encode_turns, supervised
+from .encode import IGNORE, encode_turns, infer_seqlen, masked_target, supervised
 from .errors import RowErrors
 from .formats import RowError, Sample, to_sample
 from .packing import pack_rows
 from .readers import data_files, iter_rows
 from .registry import DatasetSpec, load_registry
-from .render import AutoRenderer
+from .render import AutoRenderer, Turn
 
 CACHE_VERSION = "1"
 BATCH_ROWS = 512
@@ -105,29 +105,31 @@ class _Encoder:
         self.backend = tokenizer.backend_tokenizer
         self.renderer = renderer
         self.eos_id = tokenizer.eos_token_id
+        self.efficient_eos = self.eos_id if getattr(renderer, "efficient_eos", False) else None
         self.truncated = 0
         self._pt_buffer: list[np.ndarray] = []
         self._pt_len = 0
 
     def encode(self, batch: list[tuple[str, Sample]], errors: RowErrors) -> list[dict[str, np.ndarray]]:
-        if self.kind == "pt":
-            return self._pt(batch)
-        if self.kind == "sft":
-            return self._sft(batch, errors)
-        raise UserError(f"data for {self.kind} stages is not supported yet")
+        return getattr(self, "_" + self.kind)(batch, errors)
 
-    def _sft(self, batch, errors: RowErrors) -> list[dict]:
-        rendered, places = [], []
+    def _render(self, batch, errors: RowErrors, fn):
+        out, places = [], []
         for where, sample in batch:
             try:
-                rendered.append(self.renderer.render(sample))
+                out.append(fn(sample))
                 places.append(where)
             except RowError as err:
                 errors.add(where, err.reason, err.detail)
+        return places, out
+
+    def _sft(self, batch, errors: RowErrors) -> list[dict]:
+        places, rendered = self._render(batch, errors, self.renderer.render)
         out = []
         data = self.data
         for where, pairs in zip(places, encode_turns(self.backend, rendered)):
-            ids, labels, cut = supervised(pairs, data.cutoff_len, data.train_on_prompt, data.mask_history)
+            ids, labels, cut = supervised(pairs, data.cutoff_len, data.train_on_prompt, data.mask_history,
+                                          self.efficient_eos)
             if not (labels != IGNORE).any():
                 errors.add(where, "nothing left to train after cutoff" if cut else "no trained tokens",
                            f"cutoff_len {data.cutoff_len}" if cut else "")
@@ -136,7 +138,95 @@ class _Encoder:
             out.append({"input_ids": ids, "labels": labels})
         return out
 
-    def _pt(self, batch) -> list[dict]:
+    def _prompt_and(self, sample: Sample, responses: list) -> list:
+        prompt = self.renderer.render_prompt(sample)
+        turns = []
+        for response in responses:
+            text, n_train = self.renderer.render_response(sample, response)
+            turns.append([Turn(prompt=prompt, response=text, train_chars=n_train)])
+        return turns
+
+    def _eos(self, tgt: np.ndarray, n_train: int) -> tuple[np.ndarray, int]:
+        if self.efficient_eos is None:
+            return tgt, n_train
+        return np.concatenate([tgt, np.asarray([self.eos_id], np.int32)]), len(tgt) + 1
+
+    def _pairwise(self, batch, errors: RowErrors) -> list[dict]:
+        places, rendered = self._render(
+            batch, errors, lambda s: self._prompt_and(s, [s.chosen, s.rejected]))
+        flat = [turns for pair in rendered for turns in pair]
+        encoded = encode_turns(self.backend, flat)
+        out = []
+        for index, where in enumerate(places):
+            (src, c_tgt, c_n), = encoded[2 * index]
+            (_, r_tgt, r_n), = encoded[2 * index + 1]
+            c_tgt, c_n = self._eos(c_tgt, c_n)
+            r_tgt, r_n = self._eos(r_tgt, r_n)
+            s_len, t_len = infer_seqlen(len(src), max(len(c_tgt), len(r_tgt)), self.data.cutoff_len)
+            cut = s_len < len(src) or t_len < max(len(c_tgt), len(r_tgt))
+            src_labels = src[:s_len] if self.data.train_on_prompt else np.full(s_len, IGNORE, np.int32)
+            row = {}
+            for name, tgt, n in (("chosen", c_tgt, c_n), ("rejected", r_tgt, r_n)):
+                keep = min(t_len, len(tgt))
+                row[f"{name}_input_ids"] = np.concatenate([src[:s_len], tgt[:keep]])
+                row[f"{name}_labels"] = np.concatenate([src_labels, masked_target(tgt, n, keep)])
+            if not ((row["chosen_labels"] != IGNORE).any() and (row["rejected_labels"] != IGNORE).any()):
+                errors.add(where, "nothing left to train after cutoff", f"cutoff_len {self.data.cutoff_len}")
+                continue
+            self.truncated += cut
+            out.append(row)
+        return out
+
+    def _kto(self, batch, errors: RowErrors) -> list[dict]:
+        def split(sample: Sample):
+            if sample.kto_tag is None:
+                raise RowError("missing column 'kto_tag'", "kto needs a kto_tag column")
+            head = Sample(messages=sample.messages[:-1], system=sample.system, tools=sample.tools)
+            return head, sample.messages[-1], sample.kto_tag
+
+        places, parts = self._render(batch, errors, split)
+        if not parts:
+            return []
+        # the KL pair: each prompt with another sample's response (the batch reversed), like LlamaFactory
+        kl_responses = [p[1] for p in parts][::-1]
+        turns = []
+        for (head, response, _), kl in zip(parts, kl_responses):
+            turns += self._prompt_and(head, [response, kl])
+        encoded = encode_turns(self.backend, turns)
+        out = []
+        for index, (where, (_, _, tag)) in enumerate(zip(places, parts)):
+            row = {"kto_tag": bool(tag)}
+            for prefix, ((src, tgt, n),) in (("", encoded[2 * index]), ("kl_", encoded[2 * index + 1])):
+                tgt, n = self._eos(tgt, n)
+                s_len, t_len = infer_seqlen(len(src), len(tgt), self.data.cutoff_len)
+                if not prefix:
+                    self.truncated += s_len < len(src) or t_len < len(tgt)
+                row[f"{prefix}input_ids"] = np.concatenate([src[:s_len], tgt[:t_len]])
+                row[f"{prefix}labels"] = np.concatenate([np.full(s_len, IGNORE, np.int32),
+                                                         masked_target(tgt, n, t_len)])
+            if not (row["labels"] != IGNORE).any():
+                errors.add(where, "nothing left to train after cutoff", f"cutoff_len {self.data.cutoff_len}")
+                continue
+            out.append(row)
+        return out
+
+    def _unsupervised(self, batch, errors: RowErrors) -> list[dict]:
+        def split(sample: Sample):
+            if len(sample.messages) % 2 == 0:  # ends with the reference answer
+                head = Sample(messages=sample.messages[:-1], system=sample.system, tools=sample.tools)
+                return self._prompt_and(head, [sample.messages[-1]])[0]
+            return [Turn(prompt=self.renderer.render_prompt(sample), response="", train_chars=0)]
+
+        places, turns = self._render(batch, errors, split)
+        out = []
+        for where, ((src, tgt, n),) in zip(places, encode_turns(self.backend, turns)):
+            s_len, t_len = infer_seqlen(len(src), len(tgt), self.data.cutoff_len)
+            self.truncated += s_len < len(src) or t_len < len(tgt)
+            # left-truncate the prompt: generation continues from its end
+            out.append({"input_ids": src[len(src) - s_len:], "labels": masked_target(tgt, n, t_len)})
+        return out
+
+    def _pt(self, batch, errors: RowErrors) -> list[dict]:
         encodings = self.backend.encode_batch([s.text for _, s in batch], add_special_tokens=False)
         cutoff = self.data.cutoff_len
         out = []
@@ -144,10 +234,11 @@ class _Encoder:
         for encoding in encodings:
             self._pt_buffer += [np.asarray(encoding.ids, dtype=np.int32), eos]
             self._pt_len += len(encoding.ids) + 1
-            while self._pt_len >= cutoff:
+            if self._pt_len >= cutoff:
                 joined = np.concatenate(self._pt_buffer)
-                out.append(self._pt_row(joined[:cutoff]))
-                rest = joined[cutoff:]
+                whole = len(joined) // cutoff * cutoff
+                out += [self._pt_row(joined[i:i + cutoff]) for i in range(0, whole, cutoff)]
+                rest = joined[whole:]
                 self._pt_buffer, self._pt_len = [rest], len(rest)
         return out
 
@@ -165,12 +256,25 @@ class _Encoder:
 
 # ----------------------------------------------------------------------------- arrow files
 
+COLUMNS = {"pt": ["input_ids", "labels"], "sft": ["input_ids", "labels"],
+           "pairwise": ["chosen_input_ids", "chosen_labels", "rejected_input_ids", "rejected_labels"],
+           "kto": ["input_ids", "labels", "kl_input_ids", "kl_labels", "kto_tag"],
+           "unsupervised": ["input_ids", "labels"]}
+
+
 def _schema(columns: list[str], vocab: int):
     import pyarrow as pa
 
     id_type = pa.uint16() if vocab <= 65536 else pa.int32()
-    types = {"input_ids": id_type, "labels": pa.int32(), "position_ids": pa.int32()}
-    return pa.schema([(c, pa.list_(types[c])) for c in columns])
+    fields = []
+    for name in columns:
+        if name == "kto_tag":
+            fields.append((name, pa.bool_()))
+        elif name.endswith("input_ids"):
+            fields.append((name, pa.list_(id_type)))
+        else:  # labels (need -100) and position_ids
+            fields.append((name, pa.list_(pa.int32())))
+    return pa.schema(fields)
 
 
 class _ArrowOut:
@@ -186,26 +290,37 @@ class _ArrowOut:
         self.writer = pa.ipc.new_stream(self.sink, self.schema)
         self.rows = 0
         self.tokens = 0
+        self.lengths: list[int] = []
 
     def write(self, rows: list[dict]) -> None:
         if not rows:
             return
         pa = self.pa
-        arrays = []
-        for name, field_ in zip(self.columns, self.schema):
-            parts = [r[name] for r in rows]
-            lengths = np.fromiter((len(p) for p in parts), dtype=np.int32, count=len(parts))
-            offsets = np.zeros(len(parts) + 1, dtype=np.int32)
-            np.cumsum(lengths, out=offsets[1:])
-            values = np.concatenate(parts).astype(field_.type.value_type.to_pandas_dtype(), copy=False)
-            arrays.append(pa.ListArray.from_arrays(pa.array(offsets), pa.array(values)))
-        self.writer.write_batch(pa.record_batch(arrays, schema=self.schema))
+        self.writer.write_batch(_record_batch(pa, self.schema, self.columns, rows))
         self.rows += len(rows)
-        self.tokens += int(sum(len(r["input_ids"]) for r in rows))
+        ids_column = "input_ids" if "input_ids" in self.columns else "chosen_input_ids"
+        lengths = [len(r[ids_column]) for r in rows]
+        self.lengths += lengths
+        self.tokens += int(sum(lengths))
 
     def close(self) -> None:
         self.writer.close()
         self.sink.close()
+
+
+def _record_batch(pa, schema, columns, rows):
+    arrays = []
+    for name, field_ in zip(columns, schema):
+        parts = [r[name] for r in rows]
+        if name == "kto_tag":
+            arrays.append(pa.array(parts, pa.bool_()))
+            continue
+        lengths = np.fromiter((len(p) for p in parts), dtype=np.int64, count=len(parts))
+        offsets = np.zeros(len(parts) + 1, dtype=np.int32)
+        np.cumsum(lengths, out=offsets[1:])
+        values = np.concatenate(parts).astype(field_.type.value_type.to_pandas_dtype(), copy=False)
+        arrays.append(pa.ListArray.from_arrays(pa.array(offsets), pa.array(values)))
+    return pa.record_batch(arrays, schema=schema)
 
 
 def _read_table(path: Path):
@@ -222,10 +337,18 @@ def _rows_of(table, indices: np.ndarray, columns: list[str]) -> Iterator[list[di
         cols = {}
         for name in columns:
             column = part.column(name).combine_chunks()
+            if name == "kto_tag":
+                cols[name] = column.to_pylist()
+                continue
             offsets = column.offsets.to_numpy()
             values = column.values.to_numpy(zero_copy_only=False)
             cols[name] = [values[offsets[i]:offsets[i + 1]] for i in range(len(part))]
         yield [{name: cols[name][i] for name in columns} for i in range(len(part))]
+
+
+def _pack(rows: list[dict], cutoff_len: int) -> list[dict]:
+    return [{"input_ids": i, "labels": lab, "position_ids": p} for i, lab, p in
+            pack_rows([r["input_ids"] for r in rows], [r["labels"] for r in rows], cutoff_len)]
 
 
 # ----------------------------------------------------------------------------- cache key
@@ -238,13 +361,16 @@ def _tokenizer_fingerprint(tokenizer) -> str:
     return h.hexdigest()
 
 
+_NOT_IN_KEY = ("overwrite_cache", "preprocessing_num_workers", "tokenized_path", "buffer_size")
+
+
 def cache_key(data, stage: str, specs: list[DatasetSpec], tokenizer, seed: int) -> str:
     """Hash of the files (path, size, mtime), the data settings, the stage kind, tokenizer and seed."""
     h = hashlib.sha256()
     h.update(CACHE_VERSION.encode())
     h.update(stage_kind(stage).encode())
     settings = data.model_dump(mode="json")
-    for key in ("overwrite_cache", "preprocessing_num_workers", "tokenized_path", "streaming", "buffer_size"):
+    for key in _NOT_IN_KEY:
         settings.pop(key, None)
     h.update(json.dumps(settings, sort_keys=True).encode())
     h.update(str(seed).encode())
@@ -258,18 +384,84 @@ def cache_key(data, stage: str, specs: list[DatasetSpec], tokenizer, seed: int) 
     return h.hexdigest()[:24]
 
 
-# ----------------------------------------------------------------------------- entry point
+# ----------------------------------------------------------------------------- renderers and mixing
 
-def _renderer(data, tokenizer):
+class _AutoFast:
+    """`template: auto` through the equivalent named template when one was detected; the Jinja
+    template itself for samples with tools or tool turns (their formats differ by model)."""
+
+    def __init__(self, fast, jinja):
+        self.fast, self.jinja = fast, jinja
+        self.name = f"auto ({fast.name})"
+        self.efficient_eos = False
+        self.stop = jinja.stop
+
+    def _pick(self, sample: Sample):
+        tooly = sample.tools or any(r in ("function", "observation") for r, _ in sample.messages)
+        return self.jinja if tooly else self.fast
+
+    def render(self, sample):
+        return self._pick(sample).render(sample)
+
+    def render_prompt(self, sample):
+        return self._pick(sample).render_prompt(sample)
+
+    def render_response(self, sample, response):
+        pick = self.jinja if response[0] == "function" else self._pick(sample)
+        return pick.render_response(sample, response)
+
+
+def make_renderer(data, tokenizer):
+    """The renderer for data.template (auto: the tokenizer's own template, at Python speed if possible)."""
+    from .templates import detect, get_template
+
+    thinking = getattr(data, "enable_thinking", None)
     if data.template == "auto":
-        return AutoRenderer(tokenizer, data.default_system)
-    try:
-        from .templates import get_template
-    except ImportError:
-        raise UserError(f"data.template {data.template!r}: named templates are not available yet; "
-                        "use auto") from None
+        jinja = AutoRenderer(tokenizer, data.default_system, thinking)
+        fast = detect(tokenizer, data.default_system) if thinking is None else None
+        return _AutoFast(fast, jinja) if fast is not None else jinja
     return get_template(data.template).renderer(tokenizer, data.default_system)
 
+
+def _interleave(streams: list, probs: list[float], over: bool, seed: int) -> Iterator:
+    """Draw from `streams` (factories of iterators) with `probs`; under: stop when one runs out,
+    over: restart exhausted ones until every stream has been exhausted once (datasets' semantics)."""
+    rng = np.random.default_rng(seed)
+    iters = [factory() for factory in streams]
+    exhausted = [False] * len(streams)
+    p = np.asarray(probs, dtype=float)
+    p = p / p.sum()
+    while True:
+        pick = int(rng.choice(len(iters), p=p))
+        try:
+            yield next(iters[pick])
+        except StopIteration:
+            if not over:
+                return
+            exhausted[pick] = True
+            if all(exhausted):
+                return
+            iters[pick] = streams[pick]()
+            try:
+                yield next(iters[pick])
+            except StopIteration:  # an empty dataset
+                return
+
+
+def _mixed_samples(data, stage, specs, errors: RowErrors, counter: list[int], seed: int) -> Iterator:
+    streams = [lambda spec=spec: _spec_samples(spec, stage, data.max_samples, errors, counter) for spec in specs]
+    strategy = getattr(data, "mix_strategy", "concat")
+    if strategy == "concat" or len(specs) == 1:
+        for stream in streams:
+            yield from stream()
+        return
+    probs = getattr(data, "interleave_probs", None) or [1.0] * len(specs)
+    if len(probs) != len(specs):
+        raise UserError(f"data.interleave_probs has {len(probs)} values for {len(specs)} datasets")
+    yield from _interleave(streams, probs, strategy == "interleave_over", seed)
+
+
+# ----------------------------------------------------------------------------- entry point
 
 def _load(folder: Path):
     from datasets import Dataset
@@ -284,19 +476,25 @@ def prepare_dataset(data, stage: str, tokenizer, *, seed: int = 42, log=print) -
     """Tokenize (or load from the cache) the profile's datasets for `stage`."""
     kind = stage_kind(stage)
     specs = load_registry(data.dataset_dir, data.dataset)
+    if getattr(data, "streaming", False):
+        return _streaming(data, stage, kind, specs, tokenizer, seed, log)
     key = cache_key(data, stage, specs, tokenizer, seed)
-    root = paths.cache_dir() / "data"
-    folder = root / key
-    if folder.exists() and not data.overwrite_cache:
+    tokenized = getattr(data, "tokenized_path", None)
+    folder = Path(tokenized) if tokenized else paths.cache_dir() / "data" / key
+    if (folder / "stats.json").exists() and not data.overwrite_cache:
         prepared = _load(folder)
+        if tokenized and prepared.stats.get("key") not in (None, key):
+            log(f"data: {folder} was tokenized with other settings or files; using it as it is "
+                "(tokenized_path), set overwrite_cache to rebuild")
         log(f"data: {prepared.stats['kept']} samples from the cache ({folder})")
         return prepared
-    root.mkdir(parents=True, exist_ok=True)
-    work = root / f"{key}.tmp-{os.getpid()}"
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    work = folder.parent / f"{folder.name}.tmp-{os.getpid()}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
     try:
         stats = _build(data, stage, kind, specs, tokenizer, seed, work, log)
+        stats["key"] = key
         (work / "stats.json").write_text(json.dumps(stats, indent=1))
         if folder.exists():
             shutil.rmtree(folder)
@@ -306,21 +504,26 @@ def prepare_dataset(data, stage: str, tokenizer, *, seed: int = 42, log=print) -
     return _load(folder)
 
 
+def _histogram(lengths: list[int], cutoff: int, bins: int = 8) -> list[list[int]]:
+    if not lengths:
+        return []
+    edges = np.linspace(0, cutoff, bins + 1).astype(int)
+    counts, _ = np.histogram(np.minimum(lengths, cutoff), bins=edges)
+    return [[int(edges[i]), int(edges[i + 1]), int(c)] for i, c in enumerate(counts)]
+
+
 def _build(data, stage, kind, specs, tokenizer, seed, work: Path, log) -> dict:
     started = time.monotonic()
-    renderer = _renderer(data, tokenizer) if kind != "pt" else None
+    renderer = make_renderer(data, tokenizer) if kind != "pt" else None
     encoder = _Encoder(kind, data, tokenizer, renderer)
     errors = RowErrors()
     counter = [0]
     vocab = len(tokenizer)
-
-    def samples() -> Iterator[tuple[str, Sample]]:
-        for spec in specs:
-            yield from _spec_samples(spec, stage, data.max_samples, errors, counter)
+    columns = COLUMNS[kind]
 
     encoded_path = work / "encoded.arrow"
-    out = _ArrowOut(encoded_path, ["input_ids", "labels"], vocab)
-    for batch in _batches(samples(), BATCH_ROWS):
+    out = _ArrowOut(encoded_path, columns, vocab)
+    for batch in _batches(_mixed_samples(data, stage, specs, errors, counter, seed), BATCH_ROWS):
         out.write(encoder.encode(batch, errors))
     out.write(encoder.flush())
     out.close()
@@ -330,40 +533,99 @@ def _build(data, stage, kind, specs, tokenizer, seed, work: Path, log) -> dict:
 
     table = _read_table(encoded_path)
     n = table.num_rows
-    rng = np.random.default_rng(seed)
-    n_eval = 0
-    if data.val_size:
-        n_eval = int(data.val_size) if data.val_size >= 1 else math.ceil(data.val_size * n)
-        if n_eval >= n:
-            raise UserError(f"data.val_size {data.val_size} leaves no training samples ({n} samples)")
-    perm = rng.permutation(n)
+    n_eval = _eval_count(data.val_size, n)
+    perm = np.random.default_rng(seed).permutation(n)
     eval_idx = np.sort(perm[:n_eval])
     train_idx = np.sort(perm[n_eval:]) if n_eval else np.arange(n)
-    packed = data.packing and kind == "sft"
-    train_cols = ["input_ids", "labels", "position_ids"] if packed else ["input_ids", "labels"]
+    packed = bool(data.packing) and kind == "sft"
+    train_cols = columns + ["position_ids"] if packed else columns
     train_out = _ArrowOut(work / "train.arrow", train_cols, vocab)
-    for rows in _rows_of(table, train_idx, ["input_ids", "labels"]):
-        if packed:
-            rows = [{"input_ids": i, "labels": lab, "position_ids": p} for i, lab, p in
-                    pack_rows([r["input_ids"] for r in rows], [r["labels"] for r in rows], data.cutoff_len)]
-        train_out.write(rows)
+    for rows in _rows_of(table, train_idx, columns):
+        train_out.write(_pack(rows, data.cutoff_len) if packed else rows)
     train_out.close()
+    eval_tokens = 0
     if n_eval:
-        eval_out = _ArrowOut(work / "eval.arrow", ["input_ids", "labels"], vocab)
-        for rows in _rows_of(table, eval_idx, ["input_ids", "labels"]):
+        eval_out = _ArrowOut(work / "eval.arrow", columns, vocab)
+        for rows in _rows_of(table, eval_idx, columns):
             eval_out.write(rows)
         eval_out.close()
+        eval_tokens = eval_out.tokens
     del table
     encoded_path.unlink()
     elapsed = time.monotonic() - started
     stats = {"samples": counter[0], "kept": n, "truncated": encoder.truncated,
              "dropped": errors.total, "dropped_by_reason": dict(errors.counts),
              "dropped_examples": errors.examples,
-             "tokens": train_out.tokens + (eval_out.tokens if n_eval else 0),
+             "tokens": train_out.tokens + eval_tokens,
              "train_rows": train_out.rows, "eval_rows": n_eval, "packed": packed,
-             "seconds": round(elapsed, 2)}
+             "length_histogram": _histogram(out.lengths, data.cutoff_len),
+             "template": getattr(renderer, "name", None), "seconds": round(elapsed, 2)}
     log(f"data: {', '.join(names)}: {counter[0]} rows → {n} samples "
         f"({encoder.truncated} truncated, {errors.total} dropped) in {elapsed:.1f}s")
     if errors.total:
         log("data: dropped rows:\n" + errors.summary())
     return stats
+
+
+def _eval_count(val_size: float, n: int) -> int:
+    if not val_size:
+        return 0
+    n_eval = int(val_size) if val_size >= 1 else math.ceil(val_size * n)
+    if n_eval >= n:
+        raise UserError(f"data.val_size {val_size} leaves no training samples ({n} samples)")
+    return n_eval
+
+
+# ----------------------------------------------------------------------------- streaming
+
+def _streaming(data, stage, kind, specs, tokenizer, seed, log) -> PreparedData:
+    """An IterableDataset that reads, encodes and packs on the fly (data larger than memory).
+    The trainer must set max_steps (an iterable has no length). val_size must be a count: the
+    first val_size samples are held out."""
+    from datasets import Dataset, IterableDataset
+
+    if data.val_size and data.val_size < 1:
+        raise UserError("data.val_size must be a number of samples (>= 1) with data.streaming")
+    packed = bool(data.packing) and kind == "sft"
+
+    def rows(skip: int = 0, limit: int | None = None):
+        renderer = make_renderer(data, tokenizer) if kind != "pt" else None
+        encoder = _Encoder(kind, data, tokenizer, renderer)
+        errors, counter = RowErrors(), [0]
+        seen = 0
+        window: list[dict] = []
+        for batch in _batches(_mixed_samples(data, stage, specs, errors, counter, seed), BATCH_ROWS):
+            for row in encoder.encode(batch, errors):
+                seen += 1
+                if seen <= skip:
+                    continue
+                if limit is not None and seen > skip + limit:
+                    return
+                if packed:
+                    window.append(row)
+                    if len(window) >= PACK_WINDOW:
+                        yield from _pack(window, data.cutoff_len)
+                        window = []
+                else:
+                    yield row
+        for row in encoder.flush():
+            yield row
+        if window:
+            yield from _pack(window, data.cutoff_len)
+        if seen == 0:
+            raise errors.no_valid_samples([s.name for s in specs], counter[0])
+
+    def as_lists(gen):
+        for row in gen:
+            yield {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in row.items()}
+
+    n_eval = int(data.val_size or 0)
+    train = IterableDataset.from_generator(lambda: as_lists(rows(skip=n_eval)))
+    if getattr(data, "buffer_size", None):
+        train = train.shuffle(seed=seed, buffer_size=data.buffer_size)
+    evaluation = None
+    if n_eval:
+        eval_rows = list(as_lists(rows(limit=n_eval)))
+        evaluation = Dataset.from_list(eval_rows)
+    log(f"data: streaming {', '.join(s.name for s in specs)} ({'packed' if packed else 'unpacked'})")
+    return PreparedData(train=train, eval=evaluation, stats={"streaming": True, "eval_rows": n_eval})
