@@ -143,8 +143,7 @@ def quantization_config(method: MethodConfig | None, dtype: torch.dtype):
         return BitsAndBytesConfig(load_in_8bit=True)
     compute = dtype if quant.compute_dtype == "auto" else _DTYPES[quant.compute_dtype]
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=quant.type,
-                              bnb_4bit_use_double_quant=quant.double_quant, bnb_4bit_compute_dtype=compute,
-                              bnb_4bit_quant_storage=compute)
+                              bnb_4bit_use_double_quant=quant.double_quant, bnb_4bit_compute_dtype=compute)
 
 
 def _device_map():
