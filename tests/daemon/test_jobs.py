@@ -92,3 +92,27 @@ def test_dead_job_without_exit_record_is_lost(start_ftd, short_dir):
     assert shown["state"] == "lost" and "exit.json" in shown["error"]
     with sqlite3.connect(state / "ftd.db") as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_ftctl_submit_wait_jobs_show_logs(start_ftd, short_dir, tiny_llama, helpers):
+    import subprocess
+    import sys
+
+    daemon = start_ftd()
+    profile = helpers.write_profile(short_dir, tiny_llama, max_steps=2)
+    env = {**os.environ, "FTLAB_ENDPOINT": daemon.endpoint}
+
+    def ftctl(*args):
+        return subprocess.run([sys.executable, "-m", "ftlab.cli", *args], capture_output=True, text=True, env=env,
+                              timeout=120)
+
+    done = ftctl("submit", str(profile), "--set", "train.logging_steps=1", "--name", "cli", "--wait")
+    assert done.returncode == 0, done.stderr
+    assert "done: 2 steps" in done.stdout and "succeeded" in done.stderr
+    jobs = json.loads(ftctl("jobs", "--json").stdout)
+    assert [(j["name"], j["state"]) for j in jobs] == [("cli", "succeeded")]
+    shown = json.loads(ftctl("show", str(jobs[0]["id"]), "--json").stdout)
+    assert shown["exit"]["status"] == "succeeded" and shown["last_metrics"]["event"] == "end"
+    assert "done: 2 steps" in ftctl("logs", str(jobs[0]["id"])).stdout
+    bad = ftctl("submit", str(profile), "--set", "train.max_steps=zero")
+    assert bad.returncode == 2 and "train.max_steps" in bad.stderr and "Traceback" not in bad.stderr

@@ -1,0 +1,120 @@
+"""Two real Unix users against one ftd run as root: each sees and controls only their own jobs;
+identity comes from the kernel (SO_PEERCRED), not from anything the client sends."""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import socket
+import subprocess
+
+import pytest
+
+from ftlab.daemon import client, protocol as P
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create a second Unix user (useradd)")
+
+USERS = ("ftlabtesta", "ftlabtestb")
+
+
+@pytest.fixture(scope="module")
+def two_users():
+    created = []
+    for name in USERS:
+        try:
+            pwd.getpwnam(name)
+        except KeyError:
+            subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", name], check=True)
+            created.append(name)
+    yield [pwd.getpwnam(name) for name in USERS]
+    for name in created:
+        subprocess.run(["userdel", name], check=False)
+
+
+def as_user(entry, fn):
+    """Run fn() in a forked child with the user's uid/gid; returns its JSON-able result."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        os.close(read_end)
+        try:
+            os.setgroups([])
+            os.setgid(entry.pw_gid)
+            os.setuid(entry.pw_uid)
+            result = {"ok": fn()}
+        except BaseException as err:  # noqa: BLE001 — reported to the parent
+            result = {"error": f"{type(err).__name__}: {err}", "code": getattr(err, "code", None)}
+        with os.fdopen(write_end, "w") as out:
+            json.dump(result, out)
+        os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as handle:
+        data = handle.read()
+    os.waitpid(pid, 0)
+    return json.loads(data)
+
+
+def test_users_see_and_control_only_their_jobs(start_ftd, short_dir, two_users, helpers):
+    ann, bob = two_users
+    daemon = start_ftd(None, "--admin-group", "ftlab-test-admins-none")
+    profile = helpers.write_profile(short_dir, short_dir / "no-model", max_steps=2)
+    os.chmod(profile, 0o644)
+    endpoint = daemon.endpoint
+    client.profile_payload(profile)  # import the loader now: after setuid the venv under /root may be unreadable
+
+    def submit():
+        with client.Client(endpoint, timeout=5) as ftd:
+            hello = ftd.hello()
+            job_id = client.submit_file(ftd, profile, gpus=0, name="ann-job")
+            return {"hello": hello, "id": job_id, "mine": [j["id"] for j in ftd.request(P.JOBS)["jobs"]]}
+
+    result = as_user(ann, submit)
+    assert "ok" in result, result
+    job_id = result["ok"]["id"]
+    hello = result["ok"]["hello"]
+    assert (hello["uid"], hello["user"], hello["admin"]) == (ann.pw_uid, "ftlabtesta", False)
+    assert result["ok"]["mine"] == [job_id]
+    events = hello["events"][len("ipc://"):]
+    assert os.stat(events).st_uid == ann.pw_uid and os.stat(events).st_mode & 0o777 == 0o600
+
+    job_dir = short_dir / "state" / "jobs" / str(job_id)
+    assert os.stat(job_dir).st_uid == ann.pw_uid  # the job runs as, and writes as, its submitter
+
+    def snoop():
+        found = {}
+        with client.Client(endpoint, timeout=5) as ftd:
+            found["whoami"] = ftd.hello()["user"]
+            found["all"] = [j["id"] for j in ftd.request(P.JOBS, {"all": True})["jobs"]]
+            for verb in (P.SHOW, P.LOGS, P.CANCEL, P.RESUME, P.METRICS):
+                try:
+                    ftd.request(verb, {"id": job_id})
+                    found[verb] = "allowed"
+                except client.RequestFailed as err:
+                    found[verb] = err.code
+        with socket.socket(socket.AF_UNIX) as sub:  # ann's event stream
+            try:
+                sub.connect(events)
+                found["events"] = "connected"
+            except PermissionError:
+                found["events"] = "denied"
+        for path in (job_dir, job_dir.parent):
+            try:
+                os.listdir(path)
+                found[str(path)] = "listed"
+            except PermissionError:
+                found[str(path)] = "denied"
+        return found
+
+    result = as_user(bob, snoop)
+    assert "ok" in result, result
+    found = result["ok"]
+    assert found["whoami"] == "ftlabtestb" and found["all"] == []
+    assert {found[v] for v in (P.SHOW, P.LOGS, P.CANCEL, P.RESUME, P.METRICS)} == {"not_found"}
+    assert found["events"] == "denied"
+    assert found[str(job_dir)] == "denied" and found[str(job_dir.parent)] == "denied"
+
+    with daemon.client() as root:  # root is an admin: sees every user's job
+        jobs = root.request(P.JOBS, {"all": True})
+        assert jobs["scope"] == "all" and [j["owner"] for j in jobs["jobs"]] == ["ftlabtesta"]
+        assert root.request(P.SHOW, {"id": job_id})["owner_uid"] == ann.pw_uid
