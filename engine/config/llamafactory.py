@@ -76,6 +76,55 @@ def _packing(value: Any) -> list[tuple[str, Any]]:
     return [("data.packing", bool(value))] if value is not None else []
 
 
+# ---- method and model keys (issue 5)
+
+def _flag_sets(path: str, value_if_true: Any) -> Converter:
+    """A boolean LF flag that, when true, sets `path` to a value (e.g. use_dora → method.type dora)."""
+    def convert(value: Any) -> list[tuple[str, Any]]:
+        if not isinstance(value, bool):
+            raise ValueError(f"expected true or false, got {value!r}")
+        return [(path, value_if_true)] if value else []
+    return convert
+
+
+def _all_or_list(path: str) -> Converter:
+    def convert(value: Any) -> list[tuple[str, Any]]:
+        if isinstance(value, str):
+            names = [v.strip() for v in value.split(",") if v.strip()]
+            return [(path, "all" if names == ["all"] else names)]
+        return [(path, value)]
+    return convert
+
+
+_QUANT_METHODS = {"bnb": "bnb", "bitsandbytes": "bnb", "gptq": "gptq", "awq": "awq"}
+_FLASH_ATTN = {"auto": "auto", "disabled": "eager", "sdpa": "sdpa", "fa2": "flash_attention_2"}
+
+
+def _quantization_method(value: Any) -> list[tuple[str, Any]]:
+    if value not in _QUANT_METHODS:
+        raise ValueError(f"quantization method {value!r} is not supported (use one of: bnb, gptq, awq)")
+    return [("method.quantization.method", _QUANT_METHODS[value])]
+
+
+def _flash_attn(value: Any) -> list[tuple[str, Any]]:
+    if value not in _FLASH_ATTN:
+        raise ValueError(f"expected one of {', '.join(_FLASH_ATTN)}, got {value!r}")
+    return [("model.attn_implementation", _FLASH_ATTN[value])]
+
+
+def _liger(value: Any) -> list[tuple[str, Any]]:
+    # true → auto (on wherever it applies: a GPU with liger-kernel), false → off
+    return [("model.tricks.liger_kernel", "auto" if value else "off")]
+
+
+def _no_checkpointing(value: Any) -> list[tuple[str, Any]]:
+    return [("model.gradient_checkpointing", not value)]
+
+
+def _pure_bf16(value: Any) -> list[tuple[str, Any]]:
+    return [("model.dtype", "bf16"), ("train.precision", "bf16")] if value else []
+
+
 TRANSLATIONS: dict[str, Converter] = {
     "model_name_or_path": _to("model.name_or_path"),
     "trust_remote_code": _to("model.trust_remote_code"),
@@ -126,6 +175,36 @@ TRANSLATIONS: dict[str, Converter] = {
     "seed": _to("train.seed"),
     "bf16": _precision("bf16"),
     "fp16": _precision("fp16"),
+    "freeze_trainable_layers": _to("method.freeze.trainable_layers"),
+    "freeze_trainable_modules": _all_or_list("method.freeze.trainable_modules"),
+    "freeze_extra_modules": _comma_list("method.freeze.extra_modules"),
+    "use_dora": _flag_sets("method.type", "dora"),
+    "use_rslora": _to("method.lora.use_rslora"),
+    "loraplus_lr_ratio": _to("method.lora.loraplus_lr_ratio"),
+    "loraplus_lr_embedding": _to("method.lora.loraplus_lr_embedding"),
+    "pissa_init": _to("method.lora.pissa_init"),
+    "pissa_iter": _to("method.lora.pissa_iter"),
+    "additional_target": _comma_list("method.lora.modules_to_save"),
+    "quantization_bit": _to("method.quantization.bits"),
+    "quantization_method": _quantization_method,
+    "quantization_type": _to("method.quantization.type"),
+    "double_quantization": _to("method.quantization.double_quant"),
+    "use_galore": _flag_sets("method.type", "galore"),
+    "galore_target": _all_or_list("method.galore.target"),
+    "galore_rank": _to("method.galore.rank"),
+    "galore_update_interval": _to("method.galore.update_interval"),
+    "galore_scale": _to("method.galore.scale"),
+    "galore_layerwise": _to("method.galore.layerwise"),
+    "flash_attn": _flash_attn,
+    "shift_attn": _to("model.tricks.shift_attn"),
+    "rope_scaling": _to("model.rope_scaling"),
+    "neftune_noise_alpha": _to("model.tricks.neftune_noise_alpha"),
+    "enable_liger_kernel": _liger,
+    "resize_vocab": _to("model.resize_vocab"),
+    "new_special_tokens": _comma_list("model.new_special_tokens"),
+    "moe_aux_loss_coef": _to("model.moe_aux_loss_coef"),
+    "disable_gradient_checkpointing": _no_checkpointing,
+    "pure_bf16": _pure_bf16,
 }
 
 # Keys that identify a LlamaFactory config (no ftlab profile has them at the top level).
@@ -146,7 +225,8 @@ def translate(data: dict[str, Any], lines: dict[tuple, int], source: str
     nested: dict[str, Any] = {}
     new_lines: dict[tuple, int] = {}
     problems: list[Problem] = []
-    for key, value in data.items():
+    # finetuning_type first, so that use_dora / use_galore refine it wherever they appear
+    for key, value in sorted(data.items(), key=lambda item: item[0] != "finetuning_type"):
         line = lines.get((key,))
         if key in _SECTIONS:
             problems.append(Problem(source, line, key,
