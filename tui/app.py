@@ -155,6 +155,8 @@ class FtuiApp(App):
         from .screens.job_detail import JobScreen
 
         self.switch_mode("jobs")
+        while len(self.screen_stack) > 1 and isinstance(self.screen, JobScreen):
+            self.pop_screen()
         self.push_screen(JobScreen(job_id))
 
     def cancel_job(self, job_id: int) -> None:

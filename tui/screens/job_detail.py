@@ -70,7 +70,7 @@ class JobScreen(FtScreen):
         self.load()
 
     @property
-    def log(self) -> LogView:
+    def log_view(self) -> LogView:
         return self.query_one(LogView)
 
     @property
@@ -82,21 +82,26 @@ class JobScreen(FtScreen):
     async def load(self) -> None:
         link = self.app.link
         try:
-            self.detail = await link.call(P.SHOW, {"id": self.job_id})
+            detail = await link.call(P.SHOW, {"id": self.job_id})
             logs = await link.call(P.LOGS, {"id": self.job_id, "offset": -LOG_TAIL_BYTES,
                                             "max_bytes": LOG_TAIL_BYTES})
             metrics = await link.call(P.METRICS, {"id": self.job_id})
         except (LinkDown, RemoteError) as err:
             self.query_one("#job-config", Static).update(f"[red]{err}[/]")
             return
-        profile = self.detail.get("profile") or {}
+        self.apply_loaded(detail, logs, metrics)
+
+    def apply_loaded(self, detail: dict, logs: dict, metrics: dict) -> None:
+        """Show a `show` reply, a `logs` tail and the `metrics` records (then follow events)."""
+        self.detail = detail
+        profile = detail.get("profile") or {}
         self.query_one("#job-config", Static).update(
             yaml.safe_dump(profile, sort_keys=False, allow_unicode=True) if profile else t("job.no_config"))
         text = logs.get("data", "")
         if logs.get("offset", 0) > 0 and "\n" in text:
             text = text.split("\n", 1)[1]  # drop the partial first line of a tail
-        self.log.clear()
-        self.log.add_lines(text.splitlines())
+        self.log_view.clear()
+        self.log_view.add_lines(text.splitlines())
         self.log_end = logs.get("end", 0)
         for record in metrics.get("records", []):
             self.progress.add(record)
@@ -114,7 +119,7 @@ class JobScreen(FtScreen):
         data = logs.get("data", "")
         complete = data[: data.rfind("\n") + 1] if "\n" in data else ""
         if complete:
-            self.log.add_lines(complete.splitlines())
+            self.log_view.add_lines(complete.splitlines())
             self.log_end = logs["offset"] + len(complete.encode())
 
     def model_updated(self, kind: str, body) -> None:
@@ -122,7 +127,7 @@ class JobScreen(FtScreen):
             if body.get("end", 0) <= self.log_end:
                 return
             if body.get("offset", 0) == self.log_end:
-                self.log.add_lines(body.get("lines", []))
+                self.log_view.add_lines(body.get("lines", []))
                 self.log_end = body["end"]
             else:
                 self.catch_up(body.get("end"))
@@ -180,7 +185,7 @@ class JobScreen(FtScreen):
         search = self.query_one("#log-search", Input)
         if search.has_focus:
             search.add_class("hidden")
-            self.log.focus()
+            self.log_view.focus()
             return
         self.app.pop_screen()
 
@@ -188,8 +193,8 @@ class JobScreen(FtScreen):
         self.query_one(TabbedContent).active = tab
 
     def action_follow(self) -> None:
-        self.log.set_follow(not self.log.follow)
-        self.notify(t("job.follow_on") if self.log.follow else t("job.follow_off"))
+        self.log_view.set_follow(not self.log_view.follow)
+        self.notify(t("job.follow_on") if self.log_view.follow else t("job.follow_off"))
 
     def action_search(self) -> None:
         self.action_tab("log")
@@ -199,20 +204,20 @@ class JobScreen(FtScreen):
 
     @on(Input.Submitted, "#log-search")
     def _search_submitted(self, event: Input.Submitted) -> None:
-        self.log.hit = None
-        self._report(self.log.search(event.value))
+        self.log_view.hit = None
+        self._report(self.log_view.search(event.value))
         event.input.add_class("hidden")
-        self.log.focus()
+        self.log_view.focus()
 
     def _report(self, hit: int | None) -> None:
-        if hit is None and self.log.query_text:
-            self.notify(t("job.no_match", text=self.log.query_text), severity="warning")
+        if hit is None and self.log_view.query_text:
+            self.notify(t("job.no_match", text=self.log_view.query_text), severity="warning")
 
     def action_next_hit(self) -> None:
-        self._report(self.log.search(self.log.query_text, forward=True))
+        self._report(self.log_view.search(self.log_view.query_text, forward=True))
 
     def action_prev_hit(self) -> None:
-        self._report(self.log.search(self.log.query_text, forward=False))
+        self._report(self.log_view.search(self.log_view.query_text, forward=False))
 
     def action_cancel(self) -> None:
         job = self.app.model.jobs.get(self.job_id, {})

@@ -152,7 +152,11 @@ class NewRunScreen(FtScreen):
         self.load_data(data, path)
         select = self.query_one("#new-source", Select)
         if select.value != path:
+            options = self._source_options()
+            if path not in {value for _, value in options}:
+                options.insert(0, (Path(path).name, path))
             with select.prevent(Select.Changed):
+                select.set_options(options)
                 select.value = path
 
     @work(exclusive=True, group="new-load-job")
