@@ -1,8 +1,8 @@
 """ftui's strings in English, Chinese and Russian, switchable while the app runs.
 
-Every visible string is looked up by key with `t("jobs.title")`; the catalogues are the JSON
+Every visible string is looked up by key with `t("mode.jobs")`; the catalogues are the JSON
 files next to this module (`en.json`, `zh.json`, `ru.json`), one flat key → text map each, with
-`str.format` fields (`t("jobs.cancelled", id=3)`). English is the reference: a key missing in
+`str.format` fields (`t("jobs.resumed", id=3)`). English is the reference: a key missing in
 another language falls back to English at run time, and tests/tui/test_i18n.py fails when any
 key used by the code is missing in any language.
 """
