@@ -34,10 +34,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "resume": ("cmd_resume", "queue a stopped job again from its last checkpoint"),
     "devices": ("cmd_devices", "accelerators, VRAM, utilisation and the job holding each"),
     "ping": ("cmd_ping", "check that ftd answers and who it thinks you are"),
+    "export": ("cmd_export", "export a run's adapter, or the model merged with it (--merge)"),
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The full parser; with `only`, just that subcommand's module is imported (the others get a
+    bare entry), so `ftctl jobs` does not pay for importing every command's dependencies."""
     parser = argparse.ArgumentParser(
         prog="ftctl", description="ftlab command line: run, submit and follow fine-tuning jobs."
     )
@@ -46,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, (module_name, help_text) in COMMANDS.items():
+        if only is not None and name != only:
+            sub.add_parser(name, help=help_text)
+            continue
         module = importlib.import_module(f"ftlab.cli.{module_name}")
         command_parser = sub.add_parser(name, help=help_text, description=module.__doc__,
                                         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -57,7 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    words = sys.argv[1:] if argv is None else argv
+    command = next((w for w in words if not w.startswith("-")), None)
+    parser = build_parser(only=command if command in COMMANDS else None)
     args = parser.parse_args(argv)
     debug = getattr(args, "debug", False) or os.environ.get("FTLAB_DEBUG") == "1"
     try:
