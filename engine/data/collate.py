@@ -7,7 +7,9 @@ Sequences are right-padded to a multiple of 8, labels -100 on padding. For gener
 (predict, eval, ppo) prompts are left-padded and `labels` holds the reference answers, padded
 separately. Packed rows (with position_ids) get no 2D attention_mask: transformers then reads the
 restarting position_ids as sample boundaries (see packing.py); padding is a separate sample with
-its own positions and no labels. The pairwise collator puts the n chosen sequences first, then the
+its own positions and no labels. Packed batches also carry `use_cache=False` (a bool, not a
+tensor): transformers skips the packed-sequence mask whenever it builds a KV cache, which a model
+with `config.use_cache=True` does even in training, and samples would then see each other. The pairwise collator puts the n chosen sequences first, then the
 n rejected ones, in one batch of 2n; the KTO collator adds `kto_tags` and the KL pairs.
 """
 
@@ -65,6 +67,8 @@ class Collator:
                 if extra:
                     pos[row, len(seq):] = np.arange(extra)
             batch["position_ids"] = torch.from_numpy(pos)
+            # transformers only reads position_ids as sample boundaries when no KV cache is built
+            batch["use_cache"] = False
         else:
             mask = _pad([np.ones(len(s), dtype=np.int64) for s in ids], 0, length, self.left)
             batch["attention_mask"] = torch.from_numpy(mask)
