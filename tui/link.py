@@ -145,7 +145,7 @@ class Link:
     async def _snapshot(self) -> None:
         self._syncing, self._buffer = True, []
         try:
-            body = await self.call(P.SNAPSHOT, {"all": True})
+            body = await self.call(P.SNAPSHOT, {"all": True, "limit": 0})  # limit 0: every job
             await _maybe_await(self.on_snapshot(body))
             seq = int(body.get("seq", 0))
             for item in self._buffer:
