@@ -223,7 +223,9 @@ class Subscription:
             return None, False
         _topic, message = self.client.session.unpack_event(self.sock.recv_multipart())
         self.last_heard = time.monotonic()
-        lost = self.last_seq is not None and message.seq is not None and message.seq > self.last_seq + 1
+        # sequence numbers count every event on the stream: gaps mean loss only for a full subscription
+        lost = (self.topics == [""] and self.last_seq is not None and message.seq is not None
+                and message.seq > self.last_seq + 1)
         if lost:
             self.gaps += message.seq - self.last_seq - 1
         if message.seq is not None:

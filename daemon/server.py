@@ -338,8 +338,8 @@ class Daemon:
         everyone = bool(body.get("all")) and identity.admin
         limit = body.get("limit", self.config.recent_limit)
         limit = int(limit) if isinstance(limit, int) and limit > 0 else None
-        jobs = self.store.list(None if everyone else identity.uid, limit=limit)
-        return {"jobs": [job.to_dict() for job in jobs], "scope": "all" if everyone else identity.user}
+        jobs = self.store.list_dicts(None if everyone else identity.uid, limit=limit)
+        return {"jobs": jobs, "scope": "all" if everyone else identity.user}
 
     def on_show(self, identity: Identity, body: dict) -> dict:
         from .runner import read_exit

@@ -183,6 +183,24 @@ class Store:
             sql += f" LIMIT {int(limit)}"
         return [Job.from_row(row) for row in self.db.execute(sql, params)]
 
+    def list_dicts(self, owner_uid: int | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """Like `list`, as plain dicts straight from the rows (the listing RPC: 10,000 rows fast)."""
+        sql = f"SELECT {','.join(_SUMMARY)} FROM jobs"
+        params: list[Any] = []
+        if owner_uid is not None:
+            sql += " WHERE owner_uid=?"
+            params.append(owner_uid)
+        sql += " ORDER BY id DESC"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        rows = []
+        for row in self.db.execute(sql, params):
+            data = dict(row)
+            data["devices"] = json.loads(data["devices"])
+            data["cancel_requested"] = bool(data["cancel_requested"])
+            rows.append(data)
+        return rows
+
     def queued(self) -> list[Job]:
         """Queued jobs in scheduling order: higher priority first, FIFO within a priority."""
         rows = self.db.execute(f"SELECT {','.join(_COLUMNS)} FROM jobs WHERE state=? ORDER BY priority DESC, id ASC",

@@ -13,7 +13,7 @@ from typing import Any
 
 
 def print_json(data: Any) -> None:
-    json.dump(data, sys.stdout, indent=2, default=str)
+    json.dump(data, sys.stdout, indent=2 if sys.stdout.isatty() else None, default=str)
     sys.stdout.write("\n")
 
 
