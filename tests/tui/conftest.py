@@ -37,6 +37,24 @@ def ftd(short_dir, ftlab_home):
     yield start
     for daemon in started:
         daemon.stop()
+    _kill_leftover_jobs(short_dir / "state" / "ftd.db")
+
+
+def _kill_leftover_jobs(db: Path) -> None:
+    """Jobs outlive ftd by design; a test that failed half-way must not leave one training."""
+    import signal
+    import sqlite3
+
+    if not db.exists():
+        return
+    with sqlite3.connect(db) as conn:
+        pids = [row[0] for row in conn.execute("SELECT pid FROM jobs WHERE state IN ('starting','running') "
+                                                "AND pid IS NOT NULL")]
+    for pid in pids:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 def write_profile(folder: Path, model: Path, max_steps: int, name: str) -> Path:
