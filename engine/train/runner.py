@@ -144,7 +144,7 @@ def save_final(model, tokenizer, run_dir: Path) -> Path:
 
 def run_profile(loaded: LoadedProfile, run_dir: Path, display) -> RunResult:
     """Train `loaded.profile` into `run_dir`; raises UserError, Cancelled or any failure."""
-    from transformers import Trainer, set_seed
+    from transformers import PrinterCallback, Trainer, set_seed
 
     from ftlab.engine.data import make_collator, prepare_dataset
     from ftlab.engine.model.loader import load_model, load_tokenizer
@@ -195,6 +195,7 @@ def run_profile(loaded: LoadedProfile, run_dir: Path, display) -> RunResult:
         processing_class=tokenizer,
         callbacks=[metrics, stopper],
     )
+    trainer.remove_callback(PrinterCallback)  # metrics.jsonl and the progress display replace its prints
     resume = _resume_arg(profile.train.resume_from_checkpoint, run_dir)
     display.start(trainer.args.max_steps if trainer.args.max_steps > 0 else _total_steps(trainer))
     try:
