@@ -588,7 +588,7 @@ def _streaming(data, stage, kind, specs, tokenizer, seed, log) -> PreparedData:
         raise UserError("data.val_size must be a number of samples (>= 1) with data.streaming")
     packed = bool(data.packing) and kind == "sft"
 
-    def rows(skip: int = 0, limit: int | None = None):
+    def rows(skip: int = 0, limit: int | None = None, pack: bool = packed):
         renderer = make_renderer(data, tokenizer) if kind != "pt" else None
         encoder = _Encoder(kind, data, tokenizer, renderer)
         errors, counter = RowErrors(), [0]
@@ -601,7 +601,7 @@ def _streaming(data, stage, kind, specs, tokenizer, seed, log) -> PreparedData:
                     continue
                 if limit is not None and seen > skip + limit:
                     return
-                if packed:
+                if pack:
                     window.append(row)
                     if len(window) >= PACK_WINDOW:
                         yield from _pack(window, data.cutoff_len)
@@ -621,11 +621,11 @@ def _streaming(data, stage, kind, specs, tokenizer, seed, log) -> PreparedData:
 
     n_eval = int(data.val_size or 0)
     train = IterableDataset.from_generator(lambda: as_lists(rows(skip=n_eval)))
-    if getattr(data, "buffer_size", None):
+    if getattr(data, "buffer_size", 1) > 1:
         train = train.shuffle(seed=seed, buffer_size=data.buffer_size)
     evaluation = None
     if n_eval:
-        eval_rows = list(as_lists(rows(limit=n_eval)))
+        eval_rows = list(as_lists(rows(limit=n_eval, pack=False)))
         evaluation = Dataset.from_list(eval_rows)
     log(f"data: streaming {', '.join(s.name for s in specs)} ({'packed' if packed else 'unpacked'})")
     return PreparedData(train=train, eval=evaluation, stats={"streaming": True, "eval_rows": n_eval})
