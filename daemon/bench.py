@@ -97,6 +97,9 @@ def bench_events(daemon: client.DaemonProcess, folder: Path, lines: int) -> dict
         gaps = sub.gaps
         sub.close()
         c.request(P.CANCEL, {"id": job_id})
+        deadline = time.monotonic() + 60  # let it finish its warm stop: the next part needs quiet cores
+        while c.request(P.SHOW, {"id": job_id})["state"] not in client.TERMINAL_STATES and time.monotonic() < deadline:
+            time.sleep(0.5)
     total_s = last_arrival - start
     return {"lines": lines, "received": received, "lost": lines - received, "out_of_order": out_of_order,
             "sequence_gaps": gaps, "write_s": round(write_s, 3), "delivered_s": round(total_s, 3),
