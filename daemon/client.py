@@ -19,6 +19,7 @@ polling when the stream stays silent past the heartbeat liveness.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -328,6 +329,26 @@ class DaemonProcess:
                 self.process.kill()
                 self.process.wait()
         return self.process.returncode
+
+
+@contextlib.contextmanager
+def scratch_daemon(state_dir: str | Path, log_file: str | Path | None = None):
+    """A private user-mode ftd for one script (`make demo`): yields the running `DaemonProcess`
+    (its `.endpoint` goes into FTLAB_ENDPOINT for ftctl) and stops it at the end.
+
+        with client.scratch_daemon("out/ftd") as ftd:
+            env = {**os.environ, "FTLAB_ENDPOINT": ftd.endpoint}
+            subprocess.run(["ftctl", "submit", "profiles/demo_lora_sft.yaml", "--wait"], env=env)
+    """
+    state_dir = Path(state_dir).resolve()
+    runtime = paths.ensure_private_dir(paths.user_runtime_dir())
+    endpoint = f"ipc://{runtime / f'ftd-{os.getpid()}.sock'}"
+    daemon = start_daemon(state_dir=state_dir, endpoint=endpoint,
+                          log_file=log_file or state_dir.parent / f"{state_dir.name}.log")
+    try:
+        yield daemon
+    finally:
+        daemon.stop()
 
 
 def start_daemon(state_dir: str | Path | None = None, endpoint: str | None = None, extra_args: list[str] | None = None,
