@@ -33,6 +33,14 @@ class TricksConfig(Section):
     neftune_noise_alpha: float | None = Field(
         None, gt=0, description="NEFTune: uniform noise of this scale on input embeddings while training.")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _yaml_on_off(cls, values):  # YAML reads a bare on/off as a boolean
+        if isinstance(values, dict) and isinstance(values.get("liger_kernel"), bool):
+            values = dict(values)
+            values["liger_kernel"] = "on" if values["liger_kernel"] else "off"
+        return values
+
 
 class ModelConfig(Section):
     name_or_path: str = Field(

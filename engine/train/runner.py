@@ -159,6 +159,7 @@ def run_profile(loaded: LoadedProfile, run_dir: Path, display) -> RunResult:
                         f"(available: {', '.join(TRAINING_STAGES)})")
     started = time.perf_counter()
     stopper = StopOnSignal()
+    _quiet_library_progress_bars()
 
     # 1. run dir and resolved config
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -176,7 +177,7 @@ def run_profile(loaded: LoadedProfile, run_dir: Path, display) -> RunResult:
     # 4. model and method
     model = load_model(profile.model, folder, method=profile.method, max_length=profile.data.cutoff_len,
                        tokenizer=tokenizer)
-    model = apply_method(model, profile.method)
+    model = apply_method(model, profile.method, autocast=any(_precision(profile.train.precision)))
     trainable, total = trainable_summary(model)
     display.print(f"model {profile.model.name_or_path}: {total / 1e6:,.1f}M parameters, "
                   f"{trainable / 1e6:,.2f}M trainable ({100 * trainable / max(total, 1):.2f}%, {profile.method.type})")
@@ -225,6 +226,15 @@ def run_profile(loaded: LoadedProfile, run_dir: Path, display) -> RunResult:
         plot_loss(run_dir / "metrics.jsonl", run_dir / "loss.png")
     return RunResult(run_dir, final, trainer.state.global_step, output.training_loss,
                      summary["runtime_s"], summary)
+
+
+def _quiet_library_progress_bars() -> None:
+    """Our progress display and metrics.jsonl report progress; the libraries' bars only clutter log.txt."""
+    import datasets
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
+    datasets.disable_progress_bars()
 
 
 def _scalars(summary: dict) -> dict:

@@ -35,6 +35,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "devices": ("cmd_devices", "accelerators, VRAM, utilisation and the job holding each"),
     "ping": ("cmd_ping", "check that ftd answers and who it thinks you are"),
     "export": ("cmd_export", "export a run's adapter, or the model merged with it (--merge)"),
+    "estimate": ("cmd_estimate", "estimate a profile's GPU memory, per method"),
+    "data": ("cmd_data", "inspect a profile's data: decoded samples with the loss mask, and statistics"),
 }
 
 

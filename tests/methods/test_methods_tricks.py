@@ -144,3 +144,21 @@ def test_patches_gate_pins_the_transformers_contract():
     assert AttentionInterface()[name] is patches.s2_attention and name in ALL_MASK_ATTENTION_FUNCTIONS
     source = inspect.getsource(transformers.models.llama.modeling_llama.LlamaAttention.forward)
     assert "ALL_ATTENTION_FUNCTIONS" in source and "self.config._attn_implementation" in source
+
+
+def test_lora_under_autocast_keeps_inputs_in_compute_dtype(tiny_llama):
+    """fp32 adapters on a bf16 base under autocast: no per-module fp32 copy of the input, and the
+    step still trains the fp32 adapter weights."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    profile, _, model = load(tiny_llama, model={"dtype": "bf16"}, method={"type": "lora", "lora": {"rank": 4}})
+    model = apply_method(model, profile.method, autocast=True)
+    layers = [m for m in model.modules() if isinstance(m, BaseTunerLayer)]
+    assert layers and not any(m.cast_input_dtype_enabled for m in layers)
+    lora_b = model.base_model.model.model.layers[0].self_attn.q_proj.lora_B["default"].weight
+    assert lora_b.dtype == torch.float32
+    x = torch.randint(3, 1000, (2, 16))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = model(x, labels=x).loss
+    loss.backward()
+    assert lora_b.grad is not None and lora_b.grad.dtype == torch.float32

@@ -26,8 +26,13 @@ from .lora import apply_lora, loraplus_optimizer
 __all__ = ["apply_method", "make_optimizer", "trainable_summary", "training_overrides"]
 
 
-def apply_method(model, method: MethodConfig):
-    """Set which parameters train; returns the model to hand to the Trainer."""
+def apply_method(model, method: MethodConfig, *, autocast: bool | None = None):
+    """Set which parameters train; returns the model to hand to the Trainer.
+
+    `autocast`: whether the Trainer runs bf16/fp16 mixed precision (None: guess — a GPU and a
+    half-precision model); LoRA then keeps adapted inputs in the compute dtype."""
+    if autocast is None:
+        autocast = torch.cuda.is_available() and model.dtype in (torch.bfloat16, torch.float16)
     kind = method.type
     if kind in ("full", "galore"):
         for param in model.parameters():
@@ -35,7 +40,7 @@ def apply_method(model, method: MethodConfig):
     elif kind == "freeze":
         apply_freeze(model, method.freeze)
     elif kind in ("lora", "dora"):
-        model = apply_lora(model, method)
+        model = apply_lora(model, method, autocast=autocast)
     else:  # the schema's Literal keeps this unreachable
         raise UserError(f"method.type: unknown method {kind!r}")
     _upcast_fp16_trainables(model)

@@ -40,15 +40,24 @@ def peft_config(model, method: MethodConfig):
     )
 
 
-def apply_lora(model, method: MethodConfig):
+def apply_lora(model, method: MethodConfig, autocast: bool = False):
+    """Wrap `model` with the adapters. Under mixed precision (`autocast`), the layers' input stays in
+    the compute dtype: peft would otherwise cast every adapted input to the fp32 adapter dtype, and
+    autocast would save a second bf16 copy of it for the backward pass (one per adapted module)."""
     from peft import get_peft_model
+    from peft.tuners.tuners_utils import BaseTunerLayer
 
     config = peft_config(model, method)
     try:
-        return get_peft_model(model, config, autocast_adapter_dtype=method.lora.upcast_adapters)
+        model = get_peft_model(model, config, autocast_adapter_dtype=method.lora.upcast_adapters)
     except (ValueError, NotImplementedError, TypeError) as err:
         key = "method.lora.target" if "target" in str(err) else "method.lora"
         raise UserError(f"{key}: {err}") from None
+    if autocast:
+        for module in model.modules():
+            if isinstance(module, BaseTunerLayer):
+                module.cast_input_dtype_enabled = False
+    return model
 
 
 def loraplus_optimizer(model, lora: LoraConfig, args):
