@@ -20,19 +20,30 @@ from textual.binding import Binding
 from . import i18n
 from .i18n import t
 from .link import Link, LinkDown, RemoteError, Status
-from .screens.chat import ChatScreen
 from .screens.devices import DevicesScreen
 from .screens.jobs import JobsScreen
-from .screens.new_run import NewRunScreen
 from .state import Model, Outcome
 
 from ftlab.daemon import protocol as P
 
 
+def _new_run_screen():
+    """Imported on first use: the form pulls in the pydantic schema (~0.1 s of start-up)."""
+    from .screens.new_run import NewRunScreen
+
+    return NewRunScreen()
+
+
+def _chat_screen():
+    from .screens.chat import ChatScreen
+
+    return ChatScreen()
+
+
 class FtuiApp(App):
     CSS_PATH = str(Path(__file__).with_name("ftui.tcss"))
     TITLE = "ftui"
-    MODES = {"jobs": JobsScreen, "new": NewRunScreen, "devices": DevicesScreen, "chat": ChatScreen}
+    MODES = {"jobs": JobsScreen, "new": _new_run_screen, "devices": DevicesScreen, "chat": _chat_screen}
     DEFAULT_MODE = "jobs"
     BINDINGS = [
         Binding("f1", "mode('jobs')", "mode.jobs", show=False, priority=True),
@@ -99,10 +110,12 @@ class FtuiApp(App):
     def on_link_snapshot(self, body: dict) -> None:
         self.model.apply_snapshot(body)
         self._dispatch("snapshot", body)
-        self.fetch_active_metrics()
+        self.fetch_details()
 
     def on_link_event(self, topic: str, kind: str, seq: int | None, body: Any) -> None:
         outcome = self.model.apply_event(kind, seq, body)
+        if outcome is Outcome.APPLIED and kind == P.EV_JOB and "method" not in self.model.jobs[int(body["id"])]:
+            self.fetch_details([int(body["id"])])
         if outcome is Outcome.GAP:
             self.link.resync()
             return
@@ -116,16 +129,33 @@ class FtuiApp(App):
             if handler is not None and screen.is_mounted:
                 handler(kind, body)
 
-    def fetch_active_metrics(self) -> None:
-        """Progress and loss of running jobs come from their metrics (the job list has none)."""
-        active = [job_id for job_id, job in self.model.jobs.items() if job["state"] in ("starting", "running")]
-        if active:
-            self.run_worker(self._fetch_metrics(active), group="metrics", exclusive=True, exit_on_error=False)
+    DETAIL_JOBS = 60  # newest jobs whose method and latest loss are fetched after a snapshot
 
-    async def _fetch_metrics(self, job_ids: list[int]) -> None:
+    def fetch_details(self, job_ids: list[int] | None = None) -> None:
+        """The job list carries neither the method nor metrics: fetch them for running jobs (all
+        their records, for progress) and for the newest others (method and last records)."""
+        if job_ids is None:
+            jobs = self.model.job_list()
+            active = [j["id"] for j in jobs if j["state"] in ("starting", "running")]
+            recent = [j["id"] for j in jobs[: self.DETAIL_JOBS] if j["id"] not in active]
+            job_ids = active + recent
+        if job_ids:
+            self.run_worker(self._fetch_details(job_ids), group="details", exclusive=False, exit_on_error=False)
+
+    async def _fetch_details(self, job_ids: list[int]) -> None:
         for job_id in job_ids:
+            job = self.model.jobs.get(job_id)
+            if job is None:
+                continue
+            active = job["state"] in ("starting", "running")
             try:
-                reply = await self.link.call(P.METRICS, {"id": job_id})
+                if "method" not in job:
+                    shown = await self.link.call(P.SHOW, {"id": job_id})
+                    method = ((shown.get("profile") or {}).get("method") or {}).get("type")
+                    self.model.methods[job_id] = method or ""
+                    if job_id in self.model.jobs:
+                        self.model.jobs[job_id]["method"] = method or ""
+                reply = await self.link.call(P.METRICS, {"id": job_id, **({} if active else {"limit": 3})})
             except (LinkDown, RemoteError):
                 continue
             body = {"job": job_id, "records": reply.get("records", [])}

@@ -133,37 +133,28 @@ def validate(data: dict) -> tuple[Profile | None, list[Problem]]:
         return None, [Problem(FORM_SOURCE, None, "", str(err))]
 
 
-def estimate(profile: Profile) -> str | None:
-    """The VRAM estimate from `ftlab.engine.model.estimate` when that module exists (and is
-    torch-free); None when it is not available in this version."""
-    import sys
+def model_shape(name_or_path: str):
+    """The model's shape from its config.json (embedded model in the cache, or a local folder);
+    raises `UserError` when there is none to read."""
+    from pathlib import Path
+
+    from ftlab.engine.model.estimate import read_shape
+    from ftlab.engine.model.registry import EMBEDDED
+
+    folder = EMBEDDED[name_or_path].folder if name_or_path in EMBEDDED else Path(name_or_path).expanduser()
+    if not (folder / "config.json").is_file():
+        raise UserError(f"no config.json for {name_or_path} here (not converted or not a local folder)")
+    return read_shape(folder)
+
+
+def estimate(profile: Profile) -> str:
+    """The VRAM estimate of `ftctl estimate` (ftlab.engine.model.estimate, torch-free) as one line."""
+    from ftlab.engine.model.estimate import estimate as estimate_memory
 
     try:
-        had_torch = "torch" in sys.modules
-        from ftlab.engine.model import estimate as est  # noqa: F401
-    except ImportError:
-        return None
-    if not had_torch and "torch" in sys.modules:
-        return None
-    for name in ("estimate_profile", "estimate"):
-        func = getattr(est, name, None)
-        if callable(func):
-            try:
-                result = func(profile)
-            except Exception as err:  # an estimate must never break the form
-                return f"? ({type(err).__name__}: {err})"
-            return _describe_estimate(result)
-    return None
-
-
-def _describe_estimate(result: Any) -> str:
-    if isinstance(result, (int, float)):
-        return f"{result:.1f} GiB"
-    if hasattr(result, "summary"):
-        summary = result.summary
-        return summary() if callable(summary) else str(summary)
-    if isinstance(result, dict):
-        total = result.get("total_gib") or result.get("total")
-        if total is not None:
-            return f"{float(total):.1f} GiB"
-    return str(result)
+        shape = model_shape(profile.model.name_or_path)
+    except UserError as err:
+        return f"? ({err})"
+    result = estimate_memory(profile, shape)
+    parts = ", ".join(f"{name} {gib:.2f}" for name, gib in result.parts.items() if gib >= 0.005)
+    return f"{result.total_gib:.2f} GiB per device ({parts})"

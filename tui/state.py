@@ -88,13 +88,13 @@ class Model:
     jobs: dict[int, dict[str, Any]] = field(default_factory=dict)
     devices: dict[str, Any] = field(default_factory=dict)
     progress: dict[int, Progress] = field(default_factory=dict)
-    user: str | None = None
+    methods: dict[int, str] = field(default_factory=dict)  # job id → method (from `show`; not in job records)
     synced_at: float = 0.0
 
     def apply_snapshot(self, body: dict[str, Any]) -> None:
         """Replace everything with a snapshot reply (`jobs`, `devices`, `seq`)."""
         self.seq = int(body.get("seq", 0))
-        self.jobs = {int(job["id"]): job for job in body.get("jobs", [])}
+        self.jobs = {int(job["id"]): self._with_method(job) for job in body.get("jobs", [])}
         if body.get("devices") is not None:
             self.devices = body["devices"]
         progress = {}
@@ -117,7 +117,7 @@ class Model:
                 return Outcome.GAP
             self.seq = seq
         if kind == protocol.EV_JOB:
-            job = body.get("job", body)
+            job = self._with_method(body.get("job", body))
             self.jobs[int(job["id"])] = job
             _progress_from_job(self.progress.setdefault(int(job["id"]), Progress()), job)
         elif kind == protocol.EV_METRICS:
@@ -127,6 +127,12 @@ class Model:
         elif kind == protocol.EV_DEVICES:
             self.devices = body
         return Outcome.APPLIED
+
+    def _with_method(self, job: dict[str, Any]) -> dict[str, Any]:
+        job_id = int(job["id"])
+        if "method" not in job and job_id in self.methods:
+            job = {**job, "method": self.methods[job_id]}
+        return job
 
     def job_list(self, state: str | None = None, user: str | None = None) -> list[dict[str, Any]]:
         jobs = sorted(self.jobs.values(), key=lambda j: j["id"], reverse=True)

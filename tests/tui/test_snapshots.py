@@ -27,6 +27,7 @@ async def _render_all(size: tuple[int, int]) -> dict[str, str]:
     app = FtuiApp(connect=False, clock=lambda: NOW)
     shots = {}
     async with app.run_test(size=size) as pilot:
+        app.model.methods.update({3: "lora", 2: "lora", 1: "full"})  # as fetched by `show` after a snapshot
         app.on_link_snapshot(SNAPSHOT)
         app.on_link_event("job.2", "metrics", None, {"job": 2, "records": METRICS})
         await pilot.pause()
@@ -53,7 +54,7 @@ async def _render_all(size: tuple[int, int]) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_screens_match_snapshots(size, ftlab_home):
+def test_screens_match_snapshots(size, ftlab_home, smollm2_dir):  # the estimate reads its config.json
     shots = asyncio.run(_render_all(size))
     update = os.environ.get("FTUI_UPDATE_SNAPSHOTS") == "1"
     mismatched = []

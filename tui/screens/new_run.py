@@ -194,9 +194,7 @@ class NewRunScreen(FtScreen):
             lines += [f"  {p}" for p in self.problems[:3]]
             status.update("\n".join(lines + general[3:4]))
         else:
-            estimate = form.estimate(self.profile)
-            status.update(f"[green]{t('new.valid')}[/]  " +
-                          t("new.estimate", estimate=estimate or t("new.no_estimate")))
+            status.update(f"[green]{t('new.valid')}[/]  " + t("new.estimate", estimate=form.estimate(self.profile)))
 
     @on(Input.Changed)
     @on(Select.Changed)

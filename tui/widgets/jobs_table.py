@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.widgets import DataTable
 
 from .. import format as fmt
@@ -9,6 +10,7 @@ from ..i18n import t
 from ..state import Progress
 
 COLUMNS = ("id", "name", "user", "stage", "state", "progress", "loss", "devices", "elapsed")
+NAME_WIDTH = 18
 STATE_STYLE = {"running": "bold green", "starting": "green", "queued": "yellow", "succeeded": "cyan",
                "failed": "bold red", "cancelled": "magenta", "lost": "red"}
 
@@ -20,9 +22,11 @@ def job_cells(job: dict, progress: Progress | None, now: float) -> tuple:
     prog = progress or Progress()
     state = job.get("state", "")
     style = STATE_STYLE.get(state, "")
-    return (str(job["id"]), job.get("name", ""), job.get("owner", ""),
+    name = job.get("name", "")
+    name = name if len(name) <= NAME_WIDTH else name[: NAME_WIDTH - 1] + "…"
+    return (str(job["id"]), name, job.get("owner", ""),
             f"{stage}/{method}" if method else stage,
-            f"[{style}]{t('state.' + state)}[/]" if style else t("state." + state),
+            Text(t("state." + state), style=style),
             fmt.percent(prog.fraction, prog.step, prog.total_steps), fmt.loss(prog.loss),
             fmt.devices(job), fmt.elapsed(job, now))
 
@@ -80,7 +84,7 @@ class JobsTable(DataTable):
         old = self._rows[job_id]
         for key, before, after in zip(COLUMNS, old, cells):
             if before != after:
-                self.update_cell(str(job_id), key, after)
+                self.update_cell(str(job_id), key, after, update_width=True)
         self._rows[job_id] = cells
         return True
 
