@@ -68,8 +68,9 @@ RESUME = "resume"        # queue a stopped job again, resuming from its last che
 DEVICES = "devices"      # devices, their telemetry and holders
 SNAPSHOT = "snapshot"    # jobs + devices + the caller's event-stream sequence number
 REGISTER_KEY = "register_key"  # authorise a CURVE public key for TCP access (Unix socket only)
+CHAT = "chat"            # send messages to a serve job's model; the answer streams as `chat` events
 REQUEST_TYPES = frozenset({HELLO, PING, SUBMIT, JOBS, SHOW, LOGS, METRICS, CANCEL, RESUME, DEVICES,
-                           SNAPSHOT, REGISTER_KEY})
+                           SNAPSHOT, REGISTER_KEY, CHAT})
 
 # Reply and event types (ftd → client).
 REPLY = "reply"
@@ -81,6 +82,7 @@ EV_LOG = "log"            # new log lines (body: job, offset, end, lines)
 EV_METRICS = "metrics"    # new metrics.jsonl records (body: job, records)
 EV_DEVICES = "devices"    # telemetry, every second (body: devices, host)
 EV_HEARTBEAT = "heartbeat"
+EV_CHAT = "chat"          # a piece of a serve job's answer (body: job, chat, delta | done; see daemon/serve.py)
 
 
 class ProtocolError(Exception):

@@ -28,6 +28,7 @@ from pathlib import Path
 import psutil
 import yaml
 
+from . import serve
 from .store import Job, JobState
 
 
@@ -76,14 +77,19 @@ class Runner:
         write_atomic(job_dir / "profile.yaml",
                      f"# job {job.id} ({job.name}) submitted by {job.owner}\n"
                      + yaml.safe_dump(profile, sort_keys=False, allow_unicode=True))
+        owned = [job_dir, job_dir / "profile.yaml"]
+        if job.stage == serve.STAGE:
+            owned.append(serve.write_key(job_dir))
         if self.as_root and job.owner_uid != 0:
             gid = _user_gid(job.owner_uid)
-            for path in (job_dir, job_dir / "profile.yaml"):
+            for path in owned:
                 os.chown(path, job.owner_uid, gid)
         return job_dir
 
     def command(self, job: Job, devices: list[int]) -> list[str]:
         job_dir = Path(job.job_dir)
+        if job.stage == serve.STAGE:
+            return serve.command(self.python, job)
         engine = ["-m", "ftlab.cli", "run", str(job_dir / "profile.yaml"), "--output-dir", str(job_dir),
                   "--log", "-", "--progress", "plain"]
         if len(devices) > 1:
@@ -99,6 +105,8 @@ class Runner:
         env["CUDA_VISIBLE_DEVICES"] = ",".join(str(d) for d in devices)
         env["FTLAB_JOB_ID"] = str(job.id)
         env["PYTHONUNBUFFERED"] = "1"
+        if job.stage == serve.STAGE:
+            env["FTLAB_API_KEY"] = serve.api_key(Path(job.job_dir)) or ""
         if self.as_root and job.owner_uid != 0:
             try:
                 entry = pwd.getpwuid(job.owner_uid)
@@ -114,6 +122,8 @@ class Runner:
         stale = job_dir / "exit.json"
         if stale.exists():  # from an earlier attempt (resume)
             os.replace(stale, job_dir / f"exit.attempt{job.attempts}.json")
+        if job.stage == serve.STAGE:  # the new server writes its own address once it listens
+            (job_dir / serve.READY_FILE).unlink(missing_ok=True)
         log_path = job_dir / "log.txt"
         log = open(log_path, "ab", buffering=0)
         user_kwargs = {}

@@ -31,6 +31,7 @@ import zmq.asyncio
 from ftlab import __version__
 
 from . import protocol as P
+from . import serve
 from .auth import DEFAULT_ADMIN_GROUP, AuthError, Authority, CurveKeys, Identity, start_curve_authenticator
 from .runner import Runner, write_atomic
 from .scheduler import Request, Scheduler, discover
@@ -117,7 +118,7 @@ class Daemon:
             P.HELLO: self.on_hello, P.PING: self.on_ping, P.SUBMIT: self.on_submit, P.JOBS: self.on_jobs,
             P.SHOW: self.on_show, P.LOGS: self.on_logs, P.METRICS: self.on_metrics, P.CANCEL: self.on_cancel,
             P.RESUME: self.on_resume, P.DEVICES: self.on_devices, P.SNAPSHOT: self.on_snapshot,
-            P.REGISTER_KEY: self.on_register_key,
+            P.REGISTER_KEY: self.on_register_key, P.CHAT: self.on_chat,
         }
 
     # ── setup ──────────────────────────────────────────────────────────────────────────────────
@@ -306,13 +307,22 @@ class Daemon:
         from ftlab.engine.config import load_profile_data
         from ftlab.errors import UserError
 
-        profile = body.get("profile")
-        if not isinstance(profile, dict):
-            raise ClientError("submit needs a profile (a mapping)")
-        try:
-            loaded = load_profile_data(dict(profile), str(body.get("source") or "submitted profile"))
-        except UserError as err:
-            raise ClientError(str(err), code="invalid_profile") from None
+        if body.get("serve") is not None:  # a model held for chat and the OpenAI API (daemon/serve.py)
+            try:
+                job_profile = serve.job_profile(body["serve"])
+            except ValueError as err:
+                raise ClientError(str(err), code="invalid_profile") from None
+            stage = serve.STAGE
+            body.setdefault("name", f"serve {Path(job_profile['model']['name_or_path']).name}")
+        else:
+            profile = body.get("profile")
+            if not isinstance(profile, dict):
+                raise ClientError("submit needs a profile (a mapping)")
+            try:
+                loaded = load_profile_data(dict(profile), str(body.get("source") or "submitted profile"))
+            except UserError as err:
+                raise ClientError(str(err), code="invalid_profile") from None
+            job_profile, stage = loaded.profile.model_dump(mode="json"), loaded.profile.stage
         gpus = body.get("gpus")
         gpus = self.scheduler.default_gpus() if gpus is None else gpus
         min_vram = body.get("min_vram_gib")
@@ -325,14 +335,41 @@ class Daemon:
             raise ClientError(f"refused: the job {reason}", code="unsatisfiable")
         name = str(body.get("name") or Path(str(body.get("source") or "job")).stem)[:80]
         job = self.store.add(owner_uid=identity.uid, owner=identity.user, name=name,
-                             profile=loaded.profile.model_dump(mode="json"), gpus=gpus, priority=priority,
-                             min_vram_mib=min_vram_mib, stage=loaded.profile.stage, jobs_root=self.jobs_root)
+                             profile=job_profile, gpus=gpus, priority=priority,
+                             min_vram_mib=min_vram_mib, stage=stage, jobs_root=self.jobs_root)
         self.runner.prepare(job)
         log.info("job %s queued by %s (%s, %d GPU)", job.id, identity.user, name, gpus)
         self.publish_job(job)
         self.schedule()
         job = self.store.get(job.id)
         return {"id": job.id, "job": job.to_dict()}
+
+    def on_chat(self, identity: Identity, body: dict) -> dict:
+        """Relay messages to a running serve job; the answer streams as `chat` events (daemon/serve.py)."""
+        import threading
+
+        job = self._job_for(identity, body)
+        if job.stage != serve.STAGE:
+            raise ClientError(f"job {job.id} is not a serve job (start one with `ftctl serve MODEL --submit`)",
+                              code="not_serving")
+        info = serve.endpoint(Path(job.job_dir)) if job.state == JobState.RUNNING else None
+        if info is None:
+            raise ClientError(f"job {job.id} is {job.state.value}" + (", loading its model; try again shortly"
+                              if job.state in ACTIVE else ""), code="not_ready")
+        try:
+            request = serve.chat_request(body, info.get("model", ""))
+        except ValueError as err:
+            raise ClientError(str(err)) from None
+        chat_id = P.new_id()
+        loop = asyncio.get_running_loop()
+
+        def emit(event: dict) -> None:
+            loop.call_soon_threadsafe(self.publish, P.EV_CHAT, f"job.{job.id}",
+                                      {"job": job.id, "chat": chat_id, **event}, job.owner_uid)
+
+        threading.Thread(target=serve.relay_chat, args=(info, serve.api_key(Path(job.job_dir)), request, emit),
+                         name=f"ftd-chat-{chat_id}", daemon=True).start()
+        return {"chat": chat_id, "model": info.get("model")}
 
     def on_jobs(self, identity: Identity, body: dict) -> dict:
         everyone = bool(body.get("all")) and identity.admin

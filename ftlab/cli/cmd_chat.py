@@ -3,6 +3,9 @@
     ftctl chat MODEL|JOB [--adapter A] [--system TEXT] [--max-tokens N]
     ftctl chat MODEL|JOB --message "Who are you?"      # prints only the answer (greedy: same every time)
 
+JOB: a serve job of ftd (`ftctl serve MODEL --submit`) is chatted with through ftd, its answer
+streamed back as events; a training job stands for its trained output (loaded here).
+
 Interactive: the answer streams as it is generated; the conversation is kept as history.
 Commands: /reset (forget the history), /system TEXT (set the system prompt and reset),
 /exit (or Ctrl-D). Ctrl-C stops the answer being written.
@@ -58,41 +61,80 @@ def _ask(engine, messages: list[dict], params, show) -> dict:
 
 
 def run(args) -> int:
-    from ftlab.engine.infer.factory import build_engine
-    from ftlab.engine.infer.params import EngineError, SamplingParams
+    from ftlab.engine.infer.params import EngineError
     from ftlab.errors import UserError
+
+    from .infer_args import job_info
 
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
-    source = model_source(args, log=log)
     one_shot = args.message is not None
+    temperature = args.temperature if args.temperature is not None else (0.0 if one_shot else 0.7)
+    job = job_info(args.model)
+    if job is not None and job.get("stage") == "serve":
+        return _chat_loop(args, _DaemonChat(int(args.model), args, temperature), one_shot)
+    from ftlab.engine.infer.factory import build_engine
+    from ftlab.engine.infer.params import SamplingParams
+
+    source = model_source(args, log=log)
     if not one_shot:
         log(f"loading {source.describe()} ...")
     engine = build_engine(source, "hf", device=args.device, dtype=args.dtype, max_batch=1, log=lambda *_: None)
-    temperature = args.temperature if args.temperature is not None else (0.0 if one_shot else 0.7)
     params = SamplingParams(max_tokens=args.max_tokens, temperature=temperature, top_p=args.top_p, seed=args.seed)
-    system = args.system
     try:
-        if one_shot:
-            messages = ([{"role": "system", "content": system}] if system else []) + \
-                       [{"role": "user", "content": args.message}]
-            if args.json:
-                result = _ask(engine, messages, params, lambda _t: None)
-                print(json.dumps({"model": engine.model_id, **result}, ensure_ascii=False))
-            else:
-                _ask(engine, messages, params, lambda t: print(t, end="", flush=True))
-                print()
-            return 0
-        return _interactive(engine, params, system)
+        return _chat_loop(args, lambda messages, show: _ask(engine, messages, params, show), one_shot,
+                          engine.model_id)
     except EngineError as err:
         raise UserError(str(err)) from None
     finally:
         engine.shutdown()
 
 
-def _interactive(engine, params, system: str | None) -> int:
-    print(f"chatting with {engine.model_id} — /reset, /system TEXT, /exit", file=sys.stderr)
+class _DaemonChat:
+    """Answers from an ftd serve job, streamed back as protocol events."""
+
+    def __init__(self, job_id: int, args, temperature: float):
+        self.job_id = job_id
+        self.params = {"max_tokens": args.max_tokens, "temperature": temperature, "top_p": args.top_p}
+        if args.seed is not None:
+            self.params["seed"] = args.seed
+
+    def __call__(self, messages: list[dict], show) -> dict:
+        from ftlab.daemon import client
+        from ftlab.daemon import serve
+
+        answer = ""
+        with client.connect() as ftd:
+            pieces = serve.chat(ftd, self.job_id, messages, **self.params)
+            try:
+                for piece in pieces:
+                    answer += piece
+                    show(piece)
+            except KeyboardInterrupt:
+                pieces.close()
+                return {"answer": answer, "finish_reason": "interrupted", "usage": {}}
+        return {"answer": answer, "finish_reason": "stop", "usage": {}}
+
+
+def _chat_loop(args, ask, one_shot: bool, model_id: str | None = None) -> int:
+    system = args.system
+    model_id = model_id or f"job {args.model}"
+    if one_shot:
+        messages = ([{"role": "system", "content": system}] if system else []) + \
+                   [{"role": "user", "content": args.message}]
+        if args.json:
+            result = ask(messages, lambda _t: None)
+            print(json.dumps({"model": model_id, **result}, ensure_ascii=False))
+        else:
+            ask(messages, lambda t: print(t, end="", flush=True))
+            print()
+        return 0
+    return _interactive(ask, model_id, system)
+
+
+def _interactive(ask, model_id: str, system: str | None) -> int:
+    print(f"chatting with {model_id} — /reset, /system TEXT, /exit", file=sys.stderr)
     history: list[dict] = []
     while True:
         try:
@@ -122,7 +164,7 @@ def _interactive(engine, params, system: str | None) -> int:
         messages = ([{"role": "system", "content": system}] if system else []) + history + \
                    [{"role": "user", "content": line}]
         print("bot> ", end="", flush=True)
-        result = _ask(engine, messages, params, lambda t: print(t, end="", flush=True))
+        result = ask(messages, lambda t: print(t, end="", flush=True))
         print()
         if result["finish_reason"] == "interrupted":
             print("(stopped)", file=sys.stderr)

@@ -7,6 +7,11 @@ n, stop, seed, tools). Point any OpenAI client at http://HOST:PORT/v1. Binds 127
 --host says otherwise; --api-key (or $FTLAB_API_KEY) makes every /v1 request need
 `Authorization: Bearer KEY`. Concurrent requests are batched together (continuous batching).
 --port 0 picks a free port; --ready-file F writes {"url", "port", "model"} there once listening.
+
+    ftctl serve MODEL [--adapter A] --submit [--gpus N]    # as an ftd job that holds a device
+
+With --submit the model is served by ftd as a long-running job (it prints the job id): chat with it
+by `ftctl chat JOB` or from ftui; `ftctl cancel JOB` stops it and frees the device.
 """
 
 from __future__ import annotations
@@ -33,10 +38,39 @@ def add_arguments(parser) -> None:
     parser.add_argument("--no-cuda-graphs", action="store_true", help="on CUDA, run decode steps eagerly")
     parser.add_argument("--compile", action="store_true", help="torch.compile the decode step (CUDA)")
     parser.add_argument("--ready-file", help="write {url, port, model} as JSON to this file once listening")
-    parser.add_argument("--json", action="store_true", help="print the listening address as one JSON line")
+    parser.add_argument("--submit", action="store_true", help="run as an ftd serve job; prints the job id")
+    parser.add_argument("--gpus", type=int, help="with --submit: GPUs to hold (default: ftd's default)")
+    parser.add_argument("--name", help="with --submit: the job's name")
+    parser.add_argument("--json", action="store_true",
+                        help="print the listening address (with --submit: {id}) as one JSON line")
+
+
+def submit(args) -> int:
+    """Queue the serve job in ftd (paths made absolute: the job runs in its own folder)."""
+    from pathlib import Path
+
+    from ftlab.daemon import client
+    from ftlab.daemon import protocol as P
+
+    def absolute(value):
+        return str(Path(value).expanduser().resolve()) if value and Path(value).expanduser().exists() else value
+
+    spec = {"model": absolute(args.model), "adapter": absolute(args.adapter), "backend": args.backend,
+            "max_batch": args.max_batch, "max_len": args.max_len, "dtype": args.dtype}
+    body = {"serve": spec, "gpus": args.gpus, "name": args.name}
+    with client.connect() as ftd:
+        reply = ftd.request(P.SUBMIT, {k: v for k, v in body.items() if v is not None})
+    if args.json:
+        print(json.dumps({"id": reply["id"]}))
+    else:
+        print(f"serve job {reply['id']} queued: `ftctl chat {reply['id']}` to talk to it, "
+              f"`ftctl cancel {reply['id']}` to stop it")
+    return 0
 
 
 def run(args) -> int:
+    if args.submit:
+        return submit(args)
     from ftlab.engine.infer.factory import build_engine
     from ftlab.engine.infer.server import create_app, make_server
 

@@ -1,6 +1,6 @@
 """Arguments shared by `ftctl serve` and `ftctl chat`, and MODEL|JOB → what to load.
 
-A JOB id is asked of the daemon (its client, when ftd is installed) for the job's run dir;
+A JOB id (a number) is looked up in ftd: a training job stands for its run dir (its `final/`);
 anything else goes to `ftlab.engine.infer.source.resolve_source` (embedded name, local folder,
 hub id, run dir of `ftctl run`, adapter folder).
 """
@@ -22,22 +22,19 @@ def add_model_arguments(parser) -> None:
     parser.add_argument("--dtype", default="auto", help="auto (bf16 on CUDA, fp32 on CPU), bf16, fp16, fp32")
 
 
-def job_run_dir(spec: str) -> Path | None:
-    """The run dir of job `spec` when the daemon knows it, else None."""
+def job_info(spec: str) -> dict | None:
+    """The daemon's record of job `spec` (a number that is not a folder), else None."""
+    if not spec.isdigit() or Path(spec).exists():
+        return None
+    from ftlab.daemon import client
+    from ftlab.daemon import protocol as P
+
     try:
-        from ftlab.daemon import client as daemon_client  # noqa: F401  (present once ftd's client lands)
-    except ImportError:
-        return None
-    finder = getattr(daemon_client, "job_run_dir", None)
-    if finder is None:
-        return None
-    try:
-        found = finder(spec)
-    except UserError:
-        raise
-    except Exception:  # no daemon running, or not a job id: treat MODEL as a model name
-        return None
-    return Path(found) if found else None
+        with client.connect() as ftd:
+            return ftd.request(P.SHOW, {"id": int(spec)})
+    except client.DaemonUnavailable:
+        raise UserError(f"{spec} looks like a job id, but ftd is not running here "
+                        f"(start it with `ftd`, or give a model name or folder)") from None
 
 
 def model_source(args, log=None):
@@ -46,9 +43,10 @@ def model_source(args, log=None):
 
     log = log or (lambda message: print(message, file=sys.stderr))
     spec = args.model
-    if not Path(spec).expanduser().exists():
-        run_dir = job_run_dir(spec)
-        if run_dir is not None:
-            spec = str(run_dir)
+    job = job_info(spec)
+    if job is not None:
+        if job.get("stage") == "serve":
+            raise UserError(f"job {spec} is a serve job: chat with it (`ftctl chat {spec}`) or use its API")
+        spec = job["job_dir"]  # a training job: its run dir holds final/
     return resolve_source(spec, adapter=args.adapter, log=log,
                           served_name=getattr(args, "served_model_name", None))
