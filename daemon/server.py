@@ -113,6 +113,7 @@ class Daemon:
         self.tails: dict[int, tuple[Tail, Tail]] = {}
         self.latest_devices: dict = {}
         self.clients: dict[bytes, float] = {}
+        self._peaks: dict[int, int] = {}  # job id → peak VRAM (MiB) seen so far
         self.started = time.time()
         self.handlers: dict[str, Callable[[Identity, Any], Any]] = {
             P.HELLO: self.on_hello, P.PING: self.on_ping, P.SUBMIT: self.on_submit, P.JOBS: self.on_jobs,
@@ -345,19 +346,25 @@ class Daemon:
         return {"id": job.id, "job": job.to_dict()}
 
     def on_chat(self, identity: Identity, body: dict) -> dict:
-        """Relay messages to a running serve job; the answer streams as `chat` events (daemon/serve.py)."""
+        """Relay messages to a serve job; the answer streams as `chat` events (daemon/serve.py).
+
+        `id` names the serve job; or `model` (+ `adapter`) names what to talk to, and ftd uses the
+        caller's serve job holding it, starting one when there is none (the answer then waits for it).
+        """
         import threading
 
-        job = self._job_for(identity, body)
-        if job.stage != serve.STAGE:
-            raise ClientError(f"job {job.id} is not a serve job (start one with `ftctl serve MODEL --submit`)",
-                              code="not_serving")
-        info = serve.endpoint(Path(job.job_dir)) if job.state == JobState.RUNNING else None
-        if info is None:
-            raise ClientError(f"job {job.id} is {job.state.value}" + (", loading its model; try again shortly"
-                              if job.state in ACTIVE else ""), code="not_ready")
+        if body.get("id") is None and isinstance(body.get("model"), str):
+            job = self._serve_job_for(identity, body["model"], body.get("adapter"))
+        else:
+            job = self._job_for(identity, body)
+            if job.stage != serve.STAGE:
+                raise ClientError(f"job {job.id} is not a serve job (start one with `ftctl serve MODEL --submit`)",
+                                  code="not_serving")
+            if job.state != JobState.RUNNING or serve.endpoint(Path(job.job_dir)) is None:
+                raise ClientError(f"job {job.id} is {job.state.value}" + (", loading its model; try again shortly"
+                                  if job.state in ACTIVE else ""), code="not_ready")
         try:
-            request = serve.chat_request(body, info.get("model", ""))
+            request = serve.chat_request(body, f"job-{job.id}")
         except ValueError as err:
             raise ClientError(str(err)) from None
         chat_id = P.new_id()
@@ -365,11 +372,21 @@ class Daemon:
 
         def emit(event: dict) -> None:
             loop.call_soon_threadsafe(self.publish, P.EV_CHAT, f"job.{job.id}",
-                                      {"job": job.id, "chat": chat_id, **event}, job.owner_uid)
+                                      {"job": job.id, "chat": chat_id, "stream": chat_id, **event}, job.owner_uid)
 
-        threading.Thread(target=serve.relay_chat, args=(info, serve.api_key(Path(job.job_dir)), request, emit),
+        threading.Thread(target=serve.relay_chat_when_ready, args=(Path(job.job_dir), request, emit),
                          name=f"ftd-chat-{chat_id}", daemon=True).start()
-        return {"chat": chat_id, "model": info.get("model")}
+        return {"chat": chat_id, "stream": chat_id, "job": job.id}
+
+    def _serve_job_for(self, identity: Identity, model: str, adapter: str | None):
+        """The caller's active serve job holding model + adapter; a new one when there is none."""
+        for summary in self.store.list(owner_uid=identity.uid, states=ACTIVE):
+            job = self.store.get(summary.id) if summary.stage == serve.STAGE else None
+            held = job.profile.get("model", {}) if job else {}
+            if job and held.get("name_or_path") == model and held.get("adapter") == adapter:
+                return job
+        reply = self.on_submit(identity, {"serve": {"model": model, "adapter": adapter}})
+        return self.store.get(reply["id"])
 
     def on_jobs(self, identity: Identity, body: dict) -> dict:
         everyone = bool(body.get("all")) and identity.admin
@@ -523,6 +540,14 @@ class Daemon:
         records = [r for _, _, batch in metrics_tail.read() for r in batch]
         if records:
             self.publish(P.EV_METRICS, f"job.{job_id}", {"job": job_id, "records": records}, owner_uid)
+            # the engine's own peak (torch.cuda.max_memory_allocated) backs NVML up where NVML cannot
+            # attribute processes to jobs (containers with their own pid namespace)
+            peaks = [r["peak_mem_gib"] for r in records if isinstance(r.get("peak_mem_gib"), (int, float))]
+            if peaks and self.store.get(job_id).gpus:
+                mib = int(max(peaks) * 1024)
+                if mib > self._peaks.get(job_id, 0):
+                    self._peaks[job_id] = mib
+                    self.store.update(job_id, peak_vram_mib=mib)
 
     def monitor(self) -> None:
         finished = False
@@ -572,12 +597,11 @@ class Daemon:
         return body, job_vram
 
     async def _telemetry_loop(self) -> None:
-        peaks: dict[int, int] = {}
         while True:
             body, job_vram = self._sample()
             for job_id, mib in job_vram.items():
-                if mib > peaks.get(job_id, 0):
-                    peaks[job_id] = mib
+                if mib > self._peaks.get(job_id, 0):
+                    self._peaks[job_id] = mib
                     self.store.update(job_id, peak_vram_mib=mib)
             body["jobs_vram_mib"] = {str(k): v for k, v in job_vram.items()}
             self.latest_devices = body

@@ -51,6 +51,16 @@ def test_two_gpus_two_jobs_third_waits_cancel_frees(start_ftd, short_dir, tiny_l
         with pytest.raises(client.RequestFailed, match="already cancelled"):
             ftd.request(P.CANCEL, {"id": ids[0]})
 
+        # resume: the same job (id, folder) is queued and started again as a second attempt
+        resumed = ftd.request(P.RESUME, {"id": ids[0]})["job"]
+        assert resumed["id"] == ids[0] and resumed["state"] in ("queued", "running")
+        again = ftd.request(P.SHOW, {"id": ids[0]})
+        assert again["state"] == "running" and again["attempts"] == 2 and again["error"] is None
+        with pytest.raises(client.RequestFailed, match="only failed, cancelled or lost jobs resume"):
+            ftd.request(P.RESUME, {"id": ids[0]})
+        ftd.request(P.CANCEL, {"id": ids[0]})
+        helpers.wait_for(lambda: _states(ftd, ids[:1]) == ["cancelled"], 15, what="the resumed job cancelled")
+
 
 def test_kill_9_of_ftd_job_survives_and_succeeds(start_ftd, short_dir, tiny_llama, helpers):
     daemon = start_ftd()

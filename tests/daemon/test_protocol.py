@@ -136,3 +136,17 @@ def test_tcp_needs_a_registered_curve_key(start_ftd, short_dir, monkeypatch):
         hello = remote.hello()
         assert hello["transport"] == "tcp" and hello["uid"] == 0 and not hello["job_events"]
         assert remote.request(P.JOBS)["jobs"] == []
+
+
+def test_client_backs_off_and_says_so_when_ftd_is_gone(start_ftd):
+    daemon = start_ftd()
+    said = []
+    with client.Client(daemon.endpoint, timeout=0.3, retries=3, say=said.append) as ftd:
+        assert ftd.request(P.PING)["pid"] == daemon.process.pid
+        daemon.stop()
+        with pytest.raises(client.DaemonUnavailable, match="did not answer"):
+            ftd.request(P.PING)
+    assert [s.split("reconnecting in ")[1] for s in said] == ["0.1s", "0.2s"]
+    restarted = start_ftd()
+    with client.Client(daemon.endpoint, timeout=2) as ftd:  # the same endpoint and key after a restart
+        assert ftd.request(P.PING)["pid"] == restarted.process.pid
