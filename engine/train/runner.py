@@ -77,16 +77,26 @@ def _precision(name: str) -> tuple[bool, bool]:
     return name == "bf16", name == "fp16"
 
 
+def _complete(checkpoint: Path) -> bool:
+    """The Trainer writes trainer_state.json last: a checkpoint without it was cut off mid-save."""
+    return (checkpoint / "trainer_state.json").is_file()
+
+
 def _resume_arg(value: str | None, run_dir: Path):
     if not value:
         return None
     if value in ("last", "true", "True"):
-        checkpoints = sorted(run_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
-        if not checkpoints:
-            raise UserError(f"train.resume_from_checkpoint: last, but {run_dir} has no checkpoint-* folder")
-        return str(checkpoints[-1])
+        checkpoints = sorted((p for p in run_dir.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
+                             key=lambda p: int(p.name.split("-")[-1]))
+        complete = [p for p in checkpoints if _complete(p)]
+        if not complete:
+            raise UserError(f"train.resume_from_checkpoint: last, but {run_dir} has no complete checkpoint-* folder")
+        return str(complete[-1])
     if not Path(value).is_dir():
         raise UserError(f"train.resume_from_checkpoint: {value} is not a checkpoint folder")
+    if not _complete(Path(value)):
+        raise UserError(f"train.resume_from_checkpoint: {value} is incomplete (no trainer_state.json; "
+                        f"the save was cut off)")
     return value
 
 
