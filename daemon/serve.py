@@ -8,12 +8,14 @@ of the machine cannot use the model. Cancel is the ordinary job cancel: SIGTERM 
 and the scheduler frees the device.
 
 Chat over the protocol (what ftui's chat and `ftctl chat JOB` use): a `chat` request names the job
-and carries OpenAI-style `messages` (+ max_tokens, temperature, top_p, seed, stop). ftd answers at
-once with a chat id, sends the request to the job's HTTP API in a thread, and publishes each piece
-of text as a `chat` event on the job's topic:
+(`id`), or the `model` (+ `adapter`) to talk to — ftd then uses the caller's serve job holding it,
+or starts one — and carries OpenAI-style `messages` (+ max_tokens, temperature, top_p, seed, stop).
+ftd answers at once with `{"chat": ID, "stream": ID, "job": N}`, sends the request to the job's
+HTTP API in a thread (once it listens), and publishes each piece of text as a `chat` event on the
+job's topic (`stream` repeats the chat id):
 
-    {"job": 12, "chat": "ab12…", "delta": "Hel"}            (repeated)
-    {"job": 12, "chat": "ab12…", "done": true, "finish_reason": "stop", "error": null}
+    {"job": 12, "chat": "ab12…", "stream": "ab12…", "delta": "Hel"}            (repeated)
+    {"job": 12, "chat": "ab12…", "stream": "ab12…", "done": true, "finish_reason": "stop", "error": null}
 
 Everything here is torch-free (stdlib HTTP): it runs inside ftd.
 """
@@ -166,6 +168,21 @@ def relay_chat(info: dict, key: str | None, request: dict, emit: Callable[[dict]
     except (OSError, ValueError) as err:
         error = f"cannot reach the job's model server: {err}"
     emit({"done": True, "finish_reason": finish, "error": error})
+
+
+def relay_chat_when_ready(job_dir: Path, request: dict, emit: Callable[[dict], None],
+                          wait_s: float = 300.0) -> None:
+    """`relay_chat` once the job's server listens (a job just started is still loading its model)."""
+    deadline = time.monotonic() + wait_s
+    info = endpoint(job_dir)
+    while info is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+        info = endpoint(job_dir)
+    if info is None:
+        emit({"done": True, "finish_reason": None,
+              "error": f"the serve job did not start listening within {wait_s:.0f} s (see its log)"})
+        return
+    relay_chat(info, api_key(job_dir), request, emit)
 
 
 # ── client side (ftctl chat JOB, ftui) ───────────────────────────────────────────────────────

@@ -78,6 +78,10 @@ def test_serve_job_chat_and_cancel(ftd, capsys, smol_engine):
         assert len(pieces) > 1  # streamed as several events
         with pytest.raises(RequestFailed, match="messages"):
             list(serve.chat(client, job_id, []))
+        # by model name (ftui's chat): ftd finds this user's serve job holding it
+        reply = client.request(P.CHAT, {"model": "smollm2-135m-instruct", "adapter": None,
+                                        "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2})
+        assert reply["job"] == job_id and reply["stream"] == reply["chat"]
 
         client.request(P.CANCEL, {"id": job_id})
         job = _wait(lambda: (j := client.request(P.SHOW, {"id": job_id}))["state"] in ("cancelled", "failed",
