@@ -19,9 +19,17 @@ def tokenizer(smollm2_dir):
 
 @pytest.fixture
 def data_cache(tmp_path, monkeypatch):
-    """Preprocessing cache in a temp folder (FTLAB_HOME), so tests never reuse each other's cache."""
-    monkeypatch.setenv("FTLAB_HOME", str(tmp_path / "home"))
-    return tmp_path / "home" / "cache" / "data"
+    """Preprocessing cache in a temp folder (FTLAB_HOME), so tests never reuse each other's cache;
+    the converted models stay shared (linked in)."""
+    from ftlab import paths
+
+    models = paths.models_dir()
+    models.mkdir(parents=True, exist_ok=True)
+    home = tmp_path / "home"
+    (home / "cache").mkdir(parents=True)
+    (home / "cache" / "models").symlink_to(models, target_is_directory=True)
+    monkeypatch.setenv("FTLAB_HOME", str(home))
+    return home / "cache" / "data"
 
 
 @pytest.fixture
