@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import subprocess
 import sys
@@ -60,8 +61,13 @@ async def measure(endpoint: str, count: int, events: int) -> dict:
             t2 = time.perf_counter()
             handler.append((t1 - t0) * 1000)
             with_paint.append((t2 - t0) * 1000)
+        idle = []
+        for _ in range(events):
+            t0 = time.perf_counter()
+            await pilot.pause()
+            idle.append((time.perf_counter() - t0) * 1000)
         assert table.row_count == count
-    return {"startup_s": startup, "handler_ms": handler, "paint_ms": with_paint}
+    return {"startup_s": startup, "handler_ms": handler, "paint_ms": with_paint, "idle_ms": idle}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{med(result['handler_ms']):.2f} / {max(result['handler_ms']):.2f} ms")
     print(f"one job event → table updated and repainted, median/max: "
           f"{med(result['paint_ms']):.2f} / {max(result['paint_ms']):.2f} ms")
+    print(f"the pilot's pause with nothing to do (baseline of the line above), median: {med(result['idle_ms']):.2f} ms")
+    print(f"load average while measuring: {os.getloadavg()[0]:.1f} ({os.cpu_count()} CPUs)")
     return 0
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import time
 
-from textual import on, work
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import DataTable, Static
+from textual.widgets import Static
 
 from ftlab.daemon import protocol as P
 
@@ -105,10 +105,6 @@ class JobsScreen(FtScreen):
         if job_id is None:
             self.notify(t("jobs.none_selected"), severity="warning")
         return job_id
-
-    @on(DataTable.RowSelected)
-    def _row_selected(self, event: DataTable.RowSelected) -> None:
-        self.action_open()
 
     def action_open(self, tab: str = "log") -> None:
         job_id = self._selected()
