@@ -38,3 +38,9 @@ def train_steps(tmp_path):
         return trainer
 
     return run
+
+
+@pytest.fixture
+def random_data():
+    """random_data(rows=8, length=32) → a list of {input_ids, attention_mask, labels} rows."""
+    return random_dataset
