@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def _percentiles(samples: list[float]) -> dict:
     ordered = sorted(samples)
-    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000  # noqa: E731
+    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
     return {"n": len(samples), "p50_ms": round(pick(0.50), 3), "p99_ms": round(pick(0.99), 3),
             "max_ms": round(ordered[-1] * 1000, 3), "mean_ms": round(statistics.fmean(ordered) * 1000, 3)}
 

@@ -25,8 +25,9 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, TextIO
+from typing import Any, TextIO
 
 import zmq
 
@@ -134,7 +135,7 @@ class Client:
     def close(self) -> None:
         self._reset()
 
-    def __enter__(self) -> Client:
+    def __enter__(self) -> Client:  # noqa: PYI034 (typing.Self needs 3.11)
         return self
 
     def __exit__(self, *exc) -> None:
@@ -362,7 +363,7 @@ def start_daemon(state_dir: str | Path | None = None, endpoint: str | None = Non
     endpoint = endpoint or f"ipc://{runtime / 'ftd.sock'}"
     cmd = [sys.executable, "-m", "ftlab.daemon.main", "--foreground", "--state-dir", str(state_dir),
            "--endpoint", endpoint, *(extra_args or [])]
-    output = open(log_file, "ab") if log_file else subprocess.DEVNULL
+    output = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115 (closed below)
     process = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, stdout=output, stderr=subprocess.STDOUT,
                                stdin=subprocess.DEVNULL)
     if log_file:

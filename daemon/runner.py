@@ -125,7 +125,7 @@ class Runner:
         if job.stage == serve.STAGE:  # the new server writes its own address once it listens
             (job_dir / serve.READY_FILE).unlink(missing_ok=True)
         log_path = job_dir / "log.txt"
-        log = open(log_path, "ab", buffering=0)
+        log = open(log_path, "ab", buffering=0)  # noqa: SIM115 (closed once the child holds it)
         user_kwargs = {}
         if self.as_root and job.owner_uid != 0:
             gid = _user_gid(job.owner_uid)

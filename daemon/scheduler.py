@@ -48,7 +48,7 @@ def _nvml_devices() -> list[Device]:
         return []
     try:
         pynvml.nvmlInit()
-    except Exception:  # no driver, no GPU: NVMLError_LibraryNotFound / DriverNotLoaded
+    except pynvml.NVMLError:  # no driver, no GPU: NVMLError_LibraryNotFound / DriverNotLoaded
         return []
     devices = []
     for index in range(pynvml.nvmlDeviceGetCount()):

@@ -21,9 +21,10 @@ import os
 import signal
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import zmq
 import zmq.asyncio
@@ -37,8 +38,8 @@ from .runner import Runner, write_atomic
 from .scheduler import Request, Scheduler, discover
 from .store import ACTIVE, JobState, StateConflict, Store
 from .systemd_notify import notify
-from .telemetry import Telemetry, process_tree
 from .tail import Tail
+from .telemetry import Telemetry, process_tree
 
 log = logging.getLogger("ftd")
 
@@ -306,6 +307,7 @@ class Daemon:
 
     def on_submit(self, identity: Identity, body: dict) -> dict:
         from ftlab.engine.config import load_profile_data
+
         from ftlab.errors import UserError
 
         if body.get("serve") is not None:  # a model held for chat and the OpenAI API (daemon/serve.py)
@@ -630,7 +632,7 @@ class Daemon:
     # ── main ───────────────────────────────────────────────────────────────────────────────────
     async def run(self) -> None:
         self._setup_dirs()
-        self._lock = open(self.state_dir / "ftd.lock", "a")
+        self._lock = open(self.state_dir / "ftd.lock", "a")  # noqa: SIM115, ASYNC230 (held for ftd's lifetime)
         try:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -10,7 +10,6 @@ import tempfile
 from pathlib import Path
 
 import pytest
-
 from ftlab.daemon import client
 
 REPO = Path(__file__).resolve().parents[2]

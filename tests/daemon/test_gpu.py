@@ -10,8 +10,8 @@ import os
 import time
 
 import pytest
-
-from ftlab.daemon import client, protocol as P
+from ftlab.daemon import client
+from ftlab.daemon import protocol as P
 
 pytestmark = pytest.mark.gpu
 

@@ -10,8 +10,8 @@ import socket
 import subprocess
 
 import pytest
-
-from ftlab.daemon import client, protocol as P
+from ftlab.daemon import client
+from ftlab.daemon import protocol as P
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create a second Unix user (useradd)")
 

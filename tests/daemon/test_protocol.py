@@ -8,8 +8,8 @@ import time
 
 import pytest
 import zmq
-
-from ftlab.daemon import client, protocol as P
+from ftlab.daemon import client
+from ftlab.daemon import protocol as P
 
 
 def test_session_round_trip_and_rejections():

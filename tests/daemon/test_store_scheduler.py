@@ -4,7 +4,6 @@ exclusive GPUs, refusals) on an injected inventory."""
 from __future__ import annotations
 
 import pytest
-
 from ftlab.daemon.scheduler import Device, Inventory, Request, Scheduler
 from ftlab.daemon.store import JobState, StateConflict, Store
 

@@ -58,6 +58,6 @@ def test_unit_files(name):
     assert "PrivateDevices" not in service and "DevicePolicy" not in service  # GPUs stay visible
     if shutil.which("systemd-analyze") and name == "ftd.service":
         result = subprocess.run(["systemd-analyze", "verify", str(REPO_SYSTEMD / name)], capture_output=True,
-                                text=True)
+                                text=True, check=False)
         problems = [line for line in result.stderr.splitlines() if "is not executable" not in line]
         assert not problems, problems
