@@ -81,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.cpu_slots < 0:
         print("ftd: --cpu-slots must be 0 or more", file=sys.stderr)
         return 2
+    os.umask(0o077)  # the store, its WAL and logs are private; jobs get umask 022 (runner)
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     if not args.foreground:
         print(f"ftd: starting in the background; log in {state_dir / 'ftd.log'}; endpoint {endpoints[0]}")

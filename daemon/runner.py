@@ -136,7 +136,7 @@ class Runner:
         try:
             child = subprocess.Popen(self.command(job, devices), cwd=job_dir, env=self.environment(job, devices),
                                      stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                     start_new_session=True, close_fds=True, **user_kwargs)
+                                     start_new_session=True, close_fds=True, umask=0o022, **user_kwargs)
         finally:
             log.close()
         self.children[job.id] = child
