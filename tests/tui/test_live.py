@@ -88,7 +88,23 @@ async def _submit_follow_cancel(ftd, short_dir, tiny_llama, helpers, monkeypatch
         await pilot.press(*"loss", "enter")
         assert screen.log_view.hit is not None and "loss" in screen.log_view.lines[screen.log_view.hit].lower()
         await pilot.press("escape")
-        assert "succeeded" in str(app.screen.table.get_row(str(short_id))[4])
+        jobs = app.screen
+        assert "succeeded" in str(jobs.table.get_row(str(short_id))[4])
+        assert jobs.table.get_row(str(short_id))[3] == "sft/lora"   # method fetched with `show`
+
+        # 5. Filters: state cycles all → active → queued → ..., user cycles everyone → each user.
+        await pilot.press("s", "s", "s", "s")                           # succeeded
+        assert jobs.state_filter == "succeeded" and jobs.table.order == [short_id]
+        await pilot.press("s", "s", "s", "s")                           # back to all
+        assert jobs.state_filter is None and jobs.table.row_count == 2
+
+        # 6. Resubmit with changes: r opens the form filled from the job.
+        jobs.table.move_cursor(row=jobs.table.get_row_index(str(short_id)))
+        await pilot.press("r")
+        await helpers.until(pilot, lambda: isinstance(app.screen, NewRunScreen)
+                            and app.screen.source == f"job {short_id}", 10, "the form filled from the job")
+        assert app.screen.query_one("#" + wid("train.max_steps"), Input).value == "6"
+        assert app.screen.query_one("#new-name", Input).value.endswith("-2")
 
 
 def test_banner_and_resync_when_ftd_restarts(ftd, short_dir, helpers):
@@ -110,3 +126,13 @@ async def _banner_and_resync(ftd, short_dir, helpers):
         assert app.link.daemon_pid != first_pid
         assert "restarted" in app.banner[0]
         assert app.screen.query_one("#banner").has_class("-shown")
+
+        # Languages switch while running: F8 goes en → zh → ru → en, labels and hints follow.
+        await pilot.press("f8")
+        assert "任务" in str(app.screen.query_one("#title-bar").render())
+        assert "取消" in str(app.screen.query_one("#hints").render())
+        assert app.screen.table.headers[0] == "编号"
+        await pilot.press("f8")
+        assert "Задачи" in str(app.screen.query_one("#title-bar").render())
+        await pilot.press("f8")
+        assert "Jobs" in str(app.screen.query_one("#title-bar").render())
