@@ -28,8 +28,9 @@ import secrets
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 STAGE = "serve"
 KEY_FILE = "serve.key"
@@ -42,7 +43,7 @@ _CHAT_KEYS = {"max_tokens": int, "temperature": (int, float), "top_p": (int, flo
 def job_profile(spec: Any) -> dict:
     """The stored 'profile' of a serve job from the submitted spec; ValueError names a bad key."""
     if not isinstance(spec, dict):
-        raise ValueError("serve: expected a mapping with at least 'model'")
+        raise ValueError("serve: expected a mapping with at least 'model'")  # noqa: TRY004
     unknown = sorted(set(spec) - _SERVE_KEYS)
     if unknown:
         raise ValueError(f"serve: unknown key {unknown[0]!r}; expected one of {', '.join(sorted(_SERVE_KEYS))}")
@@ -60,7 +61,7 @@ def job_profile(spec: Any) -> dict:
             raise ValueError(f"serve.{key}: expected a positive integer")
     dtype = spec.get("dtype", "auto")
     if not isinstance(dtype, str):
-        raise ValueError("serve.dtype: expected auto, bf16, fp16 or fp32")
+        raise ValueError("serve.dtype: expected auto, bf16, fp16 or fp32")  # noqa: TRY004
     return {"stage": STAGE, "model": {"name_or_path": model, "adapter": adapter},
             "serve": {"backend": backend, "max_batch": spec.get("max_batch") or 16,
                       "max_len": spec.get("max_len"), "dtype": dtype}}
@@ -117,7 +118,7 @@ def chat_request(body: dict, model: str) -> dict:
     for i, message in enumerate(messages):
         if not isinstance(message, dict) or not isinstance(message.get("role"), str) \
                 or not isinstance(message.get("content"), str):
-            raise ValueError(f"messages[{i}]: expected {{'role': str, 'content': str}}")
+            raise ValueError(f"messages[{i}]: expected {{'role': str, 'content': str}}")  # noqa: TRY004
     request: dict = {"model": model, "messages": [{"role": m["role"], "content": m["content"]} for m in messages],
                      "stream": True}
     for key, kind in _CHAT_KEYS.items():

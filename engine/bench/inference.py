@@ -26,9 +26,8 @@ import time
 
 def _load(args):
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     from ftlab.engine.infer.loader import pick_device, pick_dtype
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     device = pick_device(args.device)
     dtype = pick_dtype(args.dtype, device)
@@ -75,8 +74,8 @@ def bench_generate(model, device, prompts: list[list[int]], new_tokens: int) -> 
     import torch
 
     ids = torch.tensor(prompts, device=device)
-    kwargs = dict(attention_mask=torch.ones_like(ids), max_new_tokens=new_tokens, min_new_tokens=new_tokens,
-                  do_sample=False, pad_token_id=model.config.pad_token_id)
+    kwargs = {"attention_mask": torch.ones_like(ids), "max_new_tokens": new_tokens, "min_new_tokens": new_tokens,
+              "do_sample": False, "pad_token_id": model.config.pad_token_id}
     with torch.inference_mode():
         model.generate(ids, **kwargs)  # warm-up
         _sync(device)
@@ -114,7 +113,7 @@ def _engine_run(engine, prompts, new_tokens: int) -> dict:
     produced = sum(tokens.values())
     return {"tokens_per_s": produced / elapsed, "seconds": elapsed, "tokens": produced,
             "ttft_p50_ms": 1000 * statistics.median(ttft),
-            "ttft_p99_ms": 1000 * ttft[min(len(ttft) - 1, int(round(0.99 * (len(ttft) - 1))))]}
+            "ttft_p99_ms": 1000 * ttft[min(len(ttft) - 1, round(0.99 * (len(ttft) - 1)))]}
 
 
 def bench_engine(engine, prompts, new_tokens: int) -> dict:
@@ -141,7 +140,6 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
     import transformers
-
     from ftlab.engine.infer.hf_engine import COLUMN_BUCKET, HFEngine
 
     model, tokenizer, device, dtype, name = _load(args)
@@ -167,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(row), flush=True)
     finally:
         engine.shutdown()
-    print(f"\n| requests | plain generate tok/s | ftlab engine tok/s | TTFT p50 ms | TTFT p99 ms |")
+    print("\n| requests | plain generate tok/s | ftlab engine tok/s | TTFT p50 ms | TTFT p99 ms |")
     print("|---|---|---|---|---|")
     for row in results:
         gen = row.get("generate", {}).get("tokens_per_s")

@@ -184,7 +184,7 @@ class HFEngine:
                     self._admit()
                     if self._rows:
                         self._decode_step()
-            except Exception as err:  # keep serving: fail what was running, reset the cache
+            except Exception as err:  # noqa: BLE001  keep serving: fail what was running, reset the cache
                 traceback.print_exc(file=sys.stderr)
                 self._fail_all(f"{type(err).__name__}: {err}")
         self._fail_all("the engine was shut down")
@@ -226,9 +226,10 @@ class HFEngine:
                     break
                 if group and tokens + p > self.prefill_tokens:
                     break
-                if not self._fits(group + [(request, max_new)]):
-                    if group or not self._rows or not self._compact() or not self._fits([(request, max_new)]):
-                        break
+                # a first request that does not fit may fit once unused columns are freed
+                if not self._fits([*group, (request, max_new)]) and (
+                        group or not self._rows or not self._compact() or not self._fits([(request, max_new)])):
+                    break
                 group.append((request, max_new))
                 rows, tokens = rows + n, tokens + p
             if not group:
@@ -269,7 +270,7 @@ class HFEngine:
         ids = torch.tensor([p + [pad] * (longest - len(p)) for p in prompts], dtype=torch.long, device=self.device)
         cache = DynamicCache()
         kwargs = {self._cache_kw: cache, "use_cache": True}
-        keep = sorted(set(n - 1 for n in lengths))
+        keep = sorted({n - 1 for n in lengths})
         if self._keep_kw:
             kwargs["logits_to_keep"] = 1 if keep == [longest - 1] else torch.tensor(keep, device=self.device)
         else:
@@ -438,7 +439,7 @@ class HFEngine:
             return
         try:
             request.on_event(event)
-        except Exception:  # a broken consumer must not stop the engine
+        except Exception:  # noqa: BLE001  a broken consumer must not stop the engine
             request.aborted = True
 
     def _eos_ids(self) -> set[int]:

@@ -26,7 +26,7 @@ class SlotLayer(CacheLayerMixin):
 
     is_compileable = True
 
-    def __init__(self, owner: "SlotCache"):
+    def __init__(self, owner: SlotCache):
         super().__init__()
         self.owner = owner
 

@@ -156,7 +156,7 @@ def create_app(engine, api_key: str | None = None) -> FastAPI:
             raise APIError(400, "tool_choice needs tools", param="tool_choice")
         try:
             text = render_chat(tokenizer, messages, tools, body.tool_choice)
-        except Exception as err:  # a template that rejects these messages (e.g. roles out of order)
+        except Exception as err:  # noqa: BLE001  a template that rejects these messages (e.g. roles out of order)
             raise APIError(400, f"the chat template rejected the messages: {err}", param="messages") from None
         prompt_ids = tokenizer(text, add_special_tokens=False)["input_ids"]
         prefix = forced_prefix(body.tool_choice) if tools else ""

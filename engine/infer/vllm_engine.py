@@ -40,9 +40,9 @@ class VLLMEngine:
 
         self.model_id = source.model_id
         self.tokenizer = AutoTokenizer.from_pretrained(source.tokenizer)
-        args = dict(model=str(source.base), tokenizer=str(source.tokenizer), max_num_seqs=max_batch,
-                    dtype={"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}.get(dtype, dtype),
-                    gpu_memory_utilization=gpu_memory_utilization)
+        args = {"model": str(source.base), "tokenizer": str(source.tokenizer), "max_num_seqs": max_batch,
+                "dtype": {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}.get(dtype, dtype),
+                "gpu_memory_utilization": gpu_memory_utilization}
         if max_len:
             args["max_model_len"] = max_len
         self.lora = None
@@ -91,7 +91,7 @@ class VLLMEngine:
                             reason = "length" if reason == "length" else "stop"
                         on_event(Event(request_id, choice.index, delta, reason, len(prompt_ids),
                                        len(choice.token_ids)))
-            except Exception as err:
+            except Exception as err:  # noqa: BLE001  reported to the waiting client
                 on_event(Event(request_id, 0, "", "error", len(prompt_ids), 0, error=str(err)))
 
         asyncio.run_coroutine_threadsafe(run(), self._loop)

@@ -101,8 +101,7 @@ class _DaemonChat:
             self.params["seed"] = args.seed
 
     def __call__(self, messages: list[dict], show) -> dict:
-        from ftlab.daemon import client
-        from ftlab.daemon import serve
+        from ftlab.daemon import client, serve
 
         answer = ""
         with client.connect() as ftd:

@@ -15,10 +15,11 @@ pytestmark = pytest.mark.slow
 
 
 def test_chat_one_shot_prints_only_the_greedy_answer(capsys, smol_engine):
-    from ftlab.cli.main import main
     from ftlab.engine.infer.chatfmt import render_chat
     from ftlab.engine.infer.hf_engine import wait_all
     from ftlab.engine.infer.params import SamplingParams
+
+    from ftlab.cli.main import main
 
     assert main(["chat", "smollm2-135m-instruct", "--message", "Who are you?", "--max-tokens", "12"]) == 0
     printed = capsys.readouterr().out
@@ -53,6 +54,6 @@ def test_serve_process_answers_and_stops_on_sigterm(tmp_path, smollm2_dir):
         assert answer.choices[0].message.content
     finally:
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
+        _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "Traceback" not in err

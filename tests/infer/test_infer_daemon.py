@@ -38,13 +38,14 @@ def _wait(predicate, timeout: float, what: str):
 
 
 def test_serve_job_chat_and_cancel(ftd, capsys, smol_engine):
-    from ftlab.cli.main import main
     from ftlab.daemon import protocol as P
     from ftlab.daemon import serve
     from ftlab.daemon.client import RequestFailed
     from ftlab.engine.infer.chatfmt import render_chat
     from ftlab.engine.infer.hf_engine import wait_all
     from ftlab.engine.infer.params import SamplingParams
+
+    from ftlab.cli.main import main
 
     assert main(["serve", "smollm2-135m-instruct", "--submit", "--json", "--max-batch", "2"]) == 0
     job_id = json.loads(capsys.readouterr().out)["id"]

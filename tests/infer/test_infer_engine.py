@@ -6,7 +6,6 @@ import threading
 
 import pytest
 import torch
-
 from ftlab.engine.infer.hf_engine import HFEngine, wait_all
 from ftlab.engine.infer.params import SamplingParams
 

@@ -13,9 +13,8 @@ pytestmark = pytest.mark.gpu
 @pytest.fixture(scope="module")
 def cuda_tiny(tmp_path_factory):
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     from ftlab.engine.model.synthetic import make_config
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if not torch.cuda.is_available():
         pytest.skip("needs CUDA")
@@ -35,7 +34,6 @@ def cuda_tiny(tmp_path_factory):
 @pytest.mark.parametrize("compile", [False, True])
 def test_graph_decoding_matches_generate(cuda_tiny, compile):
     import torch
-
     from ftlab.engine.infer.hf_engine import HFEngine, wait_all
     from ftlab.engine.infer.params import SamplingParams
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from ftlab.engine.infer.chatfmt import forced_prefix, hermes_messages, parse_tool_calls, render_chat
 from ftlab.engine.infer.source import resolve_source
+
 from ftlab.errors import UserError
 
 

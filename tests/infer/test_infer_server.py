@@ -8,7 +8,6 @@ from concurrent.futures import ThreadPoolExecutor
 import openai
 import pytest
 
-
 pytestmark = pytest.mark.slow
 
 MODEL = "smollm2-135m-instruct"  # as served by the api_url fixture
@@ -61,8 +60,8 @@ def test_stop_sequence_cuts_the_answer(client):
 
 
 def test_n_choices_with_seed(client):
-    kwargs = dict(model=MODEL, messages=[{"role": "user", "content": "Tell me a fact."}], n=3,
-                  temperature=1.0, seed=42, max_tokens=16)
+    kwargs = {"model": MODEL, "messages": [{"role": "user", "content": "Tell me a fact."}], "n": 3,
+              "temperature": 1.0, "seed": 42, "max_tokens": 16}
     first = client.chat.completions.create(**kwargs)
     again = client.chat.completions.create(**kwargs)
     texts = [c.message.content for c in first.choices]
