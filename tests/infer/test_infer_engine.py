@@ -86,3 +86,38 @@ def test_prompt_longer_than_context_is_refused(tiny):
             engine.submit(list(range(40)), SamplingParams(), lambda e: None)
     finally:
         engine.shutdown()
+
+
+def test_run_dir_with_lora_adapter_answers_like_peft(tiny_model_factory, tmp_path):
+    """A run dir (config.yaml + final/ adapter) is served with its adapter merged: same greedy
+    tokens as the unmerged peft model, and different from the base model's."""
+    from ftlab.engine.infer.factory import build_engine
+    from ftlab.engine.infer.source import resolve_source
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    base_dir = tiny_model_factory("tiny-llama")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(f"stage: sft\nmodel:\n  name_or_path: {base_dir}\n")
+    torch.manual_seed(1)
+    base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32).eval()
+    peft_model = get_peft_model(base, LoraConfig(r=8, lora_alpha=16, target_modules="all-linear",
+                                                 init_lora_weights=False)).eval()
+    peft_model.save_pretrained(run / "final")
+    prompt = list(range(300, 316))
+    with torch.inference_mode():
+        tuned = peft_model.generate(torch.tensor([prompt]), max_new_tokens=10, min_new_tokens=10, do_sample=False,
+                                    pad_token_id=0)[0, 16:].tolist()
+        with peft_model.disable_adapter():
+            plain = peft_model.generate(torch.tensor([prompt]), max_new_tokens=10, min_new_tokens=10,
+                                        do_sample=False, pad_token_id=0)[0, 16:].tolist()
+    assert tuned != plain
+    source = resolve_source(str(run), log=lambda *_: None)
+    engine = build_engine(source, "hf", device="cpu", max_batch=2)
+    try:
+        answer = wait_all(engine, prompt, SamplingParams(max_tokens=10, ignore_eos=True))[0]["text"]
+        assert answer == engine.tokenizer.decode(tuned, skip_special_tokens=True)
+        assert engine.model_id == "run"
+    finally:
+        engine.shutdown()
