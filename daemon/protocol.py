@@ -110,6 +110,10 @@ class Message:
         return self.header.get("seq")
 
 
+class RawJSON(bytes):
+    """A body that is already JSON text, sent as is (ftd's job listing comes straight out of SQLite)."""
+
+
 def new_id() -> str:
     return uuid.uuid4().hex[:16]
 
@@ -137,7 +141,8 @@ class Session:
         return mac.hexdigest().encode()
 
     def _frames(self, header: dict, body: Any) -> list[bytes]:
-        header_b, body_b = _dumps(header), _dumps(body)
+        header_b = _dumps(header)
+        body_b = bytes(body) if isinstance(body, RawJSON) else _dumps(body)
         return [VERSION, self.sign(header_b, body_b), header_b, body_b]
 
     def request(self, msg_type: str, body: Any = None, request_id: str | None = None) -> list[bytes]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import grp
+import json
 import logging
 import os
 import signal
@@ -390,12 +391,17 @@ class Daemon:
         reply = self.on_submit(identity, {"serve": {"model": model, "adapter": adapter}})
         return self.store.get(reply["id"])
 
-    def on_jobs(self, identity: Identity, body: dict) -> dict:
+    def _listing(self, identity: Identity, body: dict) -> tuple[int | None, int | None, str]:
+        """(owner filter, limit, scope) for a listing request; only admins may list everyone."""
         everyone = bool(body.get("all")) and identity.admin
         limit = body.get("limit", self.config.recent_limit)
         limit = int(limit) if isinstance(limit, int) and limit > 0 else None
-        jobs = self.store.list_dicts(None if everyone else identity.uid, limit=limit)
-        return {"jobs": jobs, "scope": "all" if everyone else identity.user}
+        return (None if everyone else identity.uid), limit, ("all" if everyone else identity.user)
+
+    def on_jobs(self, identity: Identity, body: dict) -> P.RawJSON:
+        owner, limit, scope = self._listing(identity, body)
+        jobs = self.store.list_json(owner, limit=limit)  # encoded by SQLite: the body is passed through
+        return P.RawJSON(b'{"jobs":' + jobs + b',"scope":' + json.dumps(scope).encode() + b"}")
 
     def on_show(self, identity: Identity, body: dict) -> dict:
         from .runner import read_exit
@@ -488,7 +494,8 @@ class Daemon:
 
     def on_snapshot(self, identity: Identity, body: dict) -> dict:
         stream = self._stream_for(identity)
-        jobs = self.on_jobs(identity, {"all": body.get("all", True), "limit": body.get("limit")})["jobs"]
+        owner, limit, _ = self._listing(identity, {"all": body.get("all", True), "limit": body.get("limit")})
+        jobs = self.store.list_dicts(owner, limit=limit)
         return {"seq": stream.seq, "jobs": jobs, "devices": self.on_devices(identity, {})}
 
     def on_register_key(self, identity: Identity, body: dict) -> dict:

@@ -202,6 +202,28 @@ class Store:
             rows.append(data)
         return rows
 
+    def list_json(self, owner_uid: int | None = None, limit: int | None = None) -> bytes:
+        """The same rows as `list_dicts`, encoded to a JSON array by SQLite itself (10,000 jobs in a
+        few milliseconds instead of building and encoding Python dicts)."""
+        fields = []
+        for column in _SUMMARY:
+            value = column
+            if column == "devices":
+                value = "json(devices)"
+            elif column == "cancel_requested":
+                value = "json(CASE WHEN cancel_requested THEN 'true' ELSE 'false' END)"
+            fields.append(f"'{column}', {value}")
+        inner = f"SELECT {','.join(_SUMMARY)} FROM jobs"
+        params: list[Any] = []
+        if owner_uid is not None:
+            inner += " WHERE owner_uid=?"
+            params.append(owner_uid)
+        inner += " ORDER BY id DESC"
+        if limit:
+            inner += f" LIMIT {int(limit)}"
+        sql = f"SELECT json_group_array(json_object({', '.join(fields)})) FROM ({inner})"
+        return self.db.execute(sql, params).fetchone()[0].encode()
+
     def queued(self) -> list[Job]:
         """Queued jobs in scheduling order: higher priority first, FIFO within a priority."""
         rows = self.db.execute(f"SELECT {','.join(_COLUMNS)} FROM jobs WHERE state=? ORDER BY priority DESC, id ASC",
