@@ -145,3 +145,19 @@ def test_errors_have_openai_shape(client, keyed_url):
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(f"{keyed_url}/models", timeout=10)
     assert err.value.code == 401 and "API key" in json.loads(err.value.read())["error"]["message"]
+
+
+def test_client_that_goes_away_frees_its_rows(client, smol_engine):
+    import time
+
+    stream = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "Tell a long story."}],
+                                            max_tokens=400, temperature=0, stream=True)
+    for pieces, _chunk in enumerate(stream, 1):
+        if pieces == 3:
+            break
+    assert smol_engine._rows  # still generating for us
+    stream.close()
+    deadline = time.monotonic() + 10
+    while smol_engine._rows and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not smol_engine._rows, "the aborted request should leave the batch"
