@@ -35,13 +35,13 @@ def encode_texts(backend, texts: list[str]):
     return backend.encode_batch(texts, add_special_tokens=False)
 
 
-def encode_turns(backend, rendered: list[list]) -> list[list[tuple[np.ndarray, np.ndarray, int]]]:
-    """Per sample, per turn: (source ids, target ids, number of leading target ids trained)."""
+def turn_texts(rendered: list[list]) -> tuple[list[str], list[list[tuple[int, int, int]]]]:
+    """Full texts and, per turn, (response start, trained end, response end) in characters."""
     texts = []
     bounds = []
     for turns in rendered:
         parts = []
-        marks = []  # (response start, train end, response end) in characters
+        marks = []
         pos = 0
         for turn in turns:
             pos += len(turn.prompt)
@@ -52,23 +52,86 @@ def encode_turns(backend, rendered: list[list]) -> list[list[tuple[np.ndarray, n
             parts.append(turn.response)
         texts.append("".join(parts))
         bounds.append(marks)
-    encodings = encode_texts(backend, texts)
+    return texts, bounds
+
+
+def _first_token_at(encoding, pos: int, n_tokens: int, text_len: int) -> int | None:
+    """Index of the first token that starts at or after character `pos` (None: ask the offsets)."""
+    if pos >= text_len:
+        return n_tokens
+    index = encoding.char_to_token(pos)
+    if index is None:
+        return None
+    if encoding.token_to_chars(index)[0] < pos:
+        index += 1
+    return index
+
+
+def split_encodings(encodings, bounds, texts) -> list[list[tuple[np.ndarray, np.ndarray, int]]]:
+    """Cut each encoding into per-turn (source ids, target ids, trained target ids) by character marks."""
     out = []
-    for encoding, marks in zip(encodings, bounds):
+    for encoding, marks, text in zip(encodings, bounds, texts):
         ids = np.asarray(encoding.ids, dtype=np.int32)
-        starts = np.fromiter((o[0] for o in encoding.offsets), dtype=np.int64, count=len(ids))
-        flat = np.asarray(marks, dtype=np.int64).reshape(-1)
-        cuts = np.searchsorted(starts, flat, side="left").reshape(-1, 3)
+        n = len(ids)
+        flat = [_first_token_at(encoding, c, n, len(text)) for mark in marks for c in mark]
+        if any(c is None for c in flat):  # characters no token covers (normalizers): use all offsets
+            starts = np.fromiter((o[0] for o in encoding.offsets), dtype=np.int64, count=n)
+            flat = np.searchsorted(starts, np.asarray(marks, dtype=np.int64).reshape(-1), side="left").tolist()
         pairs = []
         prev = 0
-        for r_start, t_end, r_end in cuts.tolist():
+        for k in range(0, len(flat), 3):
+            r_start, t_end, r_end = flat[k:k + 3]
             pairs.append((ids[prev:r_start], ids[r_start:r_end], t_end - r_start))
             prev = r_end
-        if prev < len(ids) and pairs:  # text after the last reply (none for usual templates)
-            src, tgt, n = pairs[-1]
-            pairs[-1] = (src, np.concatenate([tgt, ids[prev:]]), n)
+        if prev < n and pairs:  # text after the last reply (none for usual templates)
+            src, tgt, k = pairs[-1]
+            pairs[-1] = (src, np.concatenate([tgt, ids[prev:]]), k)
         out.append(pairs)
     return out
+
+
+def encode_turns(backend, rendered: list[list]) -> list[list[tuple[np.ndarray, np.ndarray, int]]]:
+    """Per sample, per turn: (source ids, target ids, number of leading target ids trained)."""
+    texts, bounds = turn_texts(rendered)
+    return split_encodings(encode_texts(backend, texts), bounds, texts)
+
+
+def encode_turns_lazy(backend, rendered: list[list], cutoff_len: int, reserve: int = 0):
+    """Like `encode_turns`, but turn by turn, stopping for each sample once its budget is spent.
+
+    Exact only when every turn's prompt starts with a special token (the tokenizer splits the text
+    there anyway); the caller checks that. Returns (pairs per sample, whether turns were skipped).
+    """
+    n = len(rendered)
+    pairs: list[list] = [[] for _ in range(n)]
+    totals = [reserve] * n
+    skipped = [False] * n
+    alive = list(range(n))
+    turn = 0
+    while alive:
+        texts, bounds, which = [], [], []
+        for i in alive:
+            turns = rendered[i]
+            if turn >= len(turns):
+                continue
+            if totals[i] >= cutoff_len:
+                skipped[i] = True
+                continue
+            t = turns[turn]
+            texts.append(t.prompt + t.response)
+            start = len(t.prompt)
+            bounds.append([(start, start + t.train_chars, start + len(t.response))])
+            which.append(i)
+        if not texts:
+            break
+        for i, encoded in zip(which, split_encodings(encode_texts(backend, texts), bounds, texts)):
+            src, tgt, k = encoded[0]
+            pairs[i].append((src, tgt, k))
+            s_len, t_len = infer_seqlen(len(src), len(tgt), cutoff_len - totals[i])
+            totals[i] += s_len + t_len
+        alive = which
+        turn += 1
+    return pairs, skipped
 
 
 def supervised(pairs, cutoff_len: int, train_on_prompt: bool = False, mask_history: bool = False,

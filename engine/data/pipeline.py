@@ -28,7 +28,7 @@ import numpy as np
 from ftlab import paths
 from ftlab.errors import UserError
 
-from .encode import IGNORE, encode_turns, infer_seqlen, masked_target, supervised
+from .encode import IGNORE, encode_turns, encode_turns_lazy, infer_seqlen, masked_target, supervised
 from .errors import RowErrors
 from .formats import RowError, Sample, to_sample
 from .packing import pack_rows
@@ -107,11 +107,49 @@ class _Encoder:
         self.eos_id = tokenizer.eos_token_id
         self.efficient_eos = self.eos_id if getattr(renderer, "efficient_eos", False) else None
         self.truncated = 0
+        self.lazy_prefixes = self._lazy_prefixes() if kind == "sft" and not data.mask_history else None
         self._pt_buffer: list[np.ndarray] = []
         self._pt_len = 0
 
     def encode(self, batch: list[tuple[str, Sample]], errors: RowErrors) -> list[dict[str, np.ndarray]]:
         return getattr(self, "_" + self.kind)(batch, errors)
+
+    def _lazy_prefixes(self) -> tuple[str, ...] | None:
+        """Special tokens that start every turn, if tokenizing turn by turn is exact here (probed):
+        then turns past the cutoff are never tokenized."""
+        specials = tuple(t for t in self.tokenizer.all_special_tokens if t)
+        added = getattr(self.tokenizer, "added_tokens_decoder", {}) or {}
+        specials += tuple(t.content for t in added.values() if getattr(t, "special", False))
+        if not specials:
+            return None
+        probe = Sample(messages=[("user", "Hi there,\n how are you?"), ("assistant", " Fine.\n\n"),
+                                 ("user", "\nGood "), ("assistant", "Great!  ")], system="Be kind. ")
+        try:
+            turns = self.renderer.render(probe)
+        except Exception:
+            return None
+        if not all(t.prompt.startswith(specials) for t in turns):
+            return None
+        whole = self.backend.encode("".join(t.prompt + t.response for t in turns), add_special_tokens=False).ids
+        pieces = [i for t in turns for i in
+                  self.backend.encode(t.prompt + t.response, add_special_tokens=False).ids]
+        return specials if whole == pieces else None
+
+    def _encode_sft(self, rendered: list[list]):
+        prefixes = self.lazy_prefixes
+        if prefixes and all(t.prompt.startswith(prefixes) for turns in rendered for t in turns[1:]):
+            return encode_turns_lazy(self.backend, rendered, self.data.cutoff_len,
+                                     1 if self.efficient_eos is not None else 0)
+        return encode_turns(self.backend, rendered), [False] * len(rendered)
+
+    def start(self, batch: list[tuple[str, Sample]], errors: RowErrors, pool):
+        """Begin encoding `batch`; returns a callable that finishes it. For sft the Rust tokenizer
+        runs in `pool` (it releases the GIL) while Python finishes the previous batch."""
+        if self.kind != "sft" or pool is None:
+            return lambda: self.encode(batch, errors)
+        places, rendered = self._render(batch, errors, self.renderer.render)
+        future = pool.submit(self._encode_sft, rendered)
+        return lambda: self._sft_rows(places, *future.result(), errors)
 
     def _render(self, batch, errors: RowErrors, fn):
         out, places = [], []
@@ -125,11 +163,15 @@ class _Encoder:
 
     def _sft(self, batch, errors: RowErrors) -> list[dict]:
         places, rendered = self._render(batch, errors, self.renderer.render)
+        return self._sft_rows(places, *self._encode_sft(rendered), errors)
+
+    def _sft_rows(self, places, encoded, skipped, errors: RowErrors) -> list[dict]:
         out = []
         data = self.data
-        for where, pairs in zip(places, encode_turns(self.backend, rendered)):
+        for where, pairs, more in zip(places, encoded, skipped):
             ids, labels, cut = supervised(pairs, data.cutoff_len, data.train_on_prompt, data.mask_history,
                                           self.efficient_eos)
+            cut = cut or more
             if not (labels != IGNORE).any():
                 errors.add(where, "nothing left to train after cutoff" if cut else "no trained tokens",
                            f"cutoff_len {data.cutoff_len}" if cut else "")
@@ -523,8 +565,17 @@ def _build(data, stage, kind, specs, tokenizer, seed, work: Path, log) -> dict:
 
     encoded_path = work / "encoded.arrow"
     out = _ArrowOut(encoded_path, columns, vocab)
-    for batch in _batches(_mixed_samples(data, stage, specs, errors, counter, seed), BATCH_ROWS):
-        out.write(encoder.encode(batch, errors))
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenize") as pool:
+        pending = None
+        for batch in _batches(_mixed_samples(data, stage, specs, errors, counter, seed), BATCH_ROWS):
+            job = encoder.start(batch, errors, pool)
+            if pending is not None:
+                out.write(pending())
+            pending = job
+        if pending is not None:
+            out.write(pending())
     out.write(encoder.flush())
     out.close()
     names = [s.name for s in specs]

@@ -185,3 +185,25 @@ def test_cache_reused_and_keyed(tokenizer, data_cache, make_dataset):
         schema = pa.ipc.open_stream(source).schema
     assert str(schema.field("input_ids").type) == "list<item: uint16>"
     np.testing.assert_array_equal(first.train[0]["input_ids"], again.train[0]["input_ids"])
+
+
+def test_turn_by_turn_tokenization_equals_whole_text(tokenizer, data_cache, make_dataset, monkeypatch):
+    """The fast path (turns past the cutoff never tokenized) gives the same rows as tokenizing the
+    whole conversation, including the truncated count."""
+    import random
+
+    from ftlab.engine.data import pipeline
+
+    rng = random.Random(0)
+    words = ["alpha", "beta", "gamma", "delta", "\n", " ", "x1", "über", "🙂"]
+    def text():
+        return " ".join(rng.choice(words) for _ in range(rng.randint(1, 60)))
+    rows = [{"conversations": [{"from": f, "value": text()} for _ in range(rng.randint(1, 3))
+                               for f in ("human", "gpt")]} for _ in range(60)]
+    folder = make_dataset({"d": ({"formatting": "sharegpt"}, rows)})
+    fast = _prepare(folder, "sft", tokenizer, cutoff_len=96, overwrite_cache=True)
+    monkeypatch.setattr(pipeline._Encoder, "_lazy_prefixes", lambda self: None)
+    whole = _prepare(folder, "sft", tokenizer, cutoff_len=96, overwrite_cache=True)
+    assert fast.stats["truncated"] == whole.stats["truncated"] > 0
+    assert fast.train["input_ids"] == whole.train["input_ids"]
+    assert fast.train["labels"] == whole.train["labels"]
