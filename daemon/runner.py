@@ -1,8 +1,8 @@
 """Start, watch, stop and re-adopt job processes.
 
 A job is `python -m ftlab.cli run <jobdir>/profile.yaml --output-dir <jobdir> --log - --progress plain`
-(through `python -m torch.distributed.run --standalone --nproc-per-node N` when it was granted
-several GPUs), started in its own session and process group, with stdout+stderr appended to
+(through torchrun — `python -m ftlab.daemon.launch N ...` — when it was granted several GPUs),
+started in its own session and process group, with stdout+stderr appended to
 `<jobdir>/log.txt`, `CUDA_VISIBLE_DEVICES` set to the granted GPUs (empty for CPU jobs) and, when
 ftd runs as root, the submitting user's uid, gid and groups. ftd never kills jobs when it exits
 (systemd: KillMode=process): on start it re-adopts live ones, recognised by pid *and* process start
@@ -92,9 +92,8 @@ class Runner:
             return serve.command(self.python, job)
         engine = ["-m", "ftlab.cli", "run", str(job_dir / "profile.yaml"), "--output-dir", str(job_dir),
                   "--log", "-", "--progress", "plain"]
-        if len(devices) > 1:
-            return [self.python, "-m", "torch.distributed.run", "--standalone",
-                    "--nproc-per-node", str(len(devices)), *engine]
+        if len(devices) > 1:  # torchrun, one rank per granted GPU (see ftlab.daemon.launch)
+            return [self.python, "-m", "ftlab.daemon.launch", str(len(devices)), *engine[2:]]
         return [self.python, *engine]
 
     def environment(self, job: Job, devices: list[int]) -> dict[str, str]:

@@ -128,3 +128,18 @@ def test_ftctl_submit_wait_jobs_show_logs(start_ftd, short_dir, tiny_llama, help
     assert "done: 2 steps" in ftctl("logs", str(jobs[0]["id"])).stdout
     bad = ftctl("submit", str(profile), "--set", "train.max_steps=zero")
     assert bad.returncode == 2 and "train.max_steps" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_two_gpu_job_runs_through_torchrun(start_ftd, short_dir, tiny_llama, helpers):
+    """The multi-GPU launch path on the CPU: two ranks (gloo) under torchrun, one job, both devices."""
+    daemon = start_ftd(2)
+    profile = helpers.write_profile(short_dir, tiny_llama, max_steps=2)
+    with daemon.client() as ftd:
+        job_id = client.submit_file(ftd, profile, gpus=2)
+        running = ftd.request(P.SHOW, {"id": job_id})
+        assert running["devices"] == [0, 1]
+        assert {d["index"]: d["job"] for d in ftd.request(P.DEVICES)["devices"]} == {0: job_id, 1: job_id}
+        final = client.wait(ftd, job_id)
+        log = ftd.request(P.LOGS, {"id": job_id})["data"]
+    assert final["state"] == "succeeded", log[-3000:]
+    assert "torch/distributed/run.py" in log and "done: 2 steps" in log
