@@ -8,6 +8,7 @@ import os
 import pwd
 import socket
 import subprocess
+from pathlib import Path
 
 import pytest
 from ftlab.daemon import client
@@ -118,3 +119,34 @@ def test_users_see_and_control_only_their_jobs(start_ftd, short_dir, two_users, 
         jobs = root.request(P.JOBS, {"all": True})
         assert jobs["scope"] == "all" and [j["owner"] for j in jobs["jobs"]] == ["ftlabtesta"]
         assert root.request(P.SHOW, {"id": job_id})["owner_uid"] == ann.pw_uid
+
+
+def test_jobs_run_as_their_submitter(two_users, short_dir):
+    """The runner drops to the submitter's uid, gid and groups before exec (ftd runs as root)."""
+    import psutil
+
+    from ftlab.daemon.runner import Runner
+    from ftlab.daemon.store import Job, JobState
+
+    ann = two_users[0]
+    (short_dir / "jobs").mkdir()
+    job = Job(id=1, name="t", owner_uid=ann.pw_uid, owner=ann.pw_name, state=JobState.STARTING,
+              profile={"stage": "sft"}, job_dir=str(short_dir / "jobs" / "1"))
+    # an interpreter the test user may execute (the venv's may live under an unreadable /root); it
+    # cannot import ftlab and exits at once, but as a zombie it still shows whose process it was
+    system_python = Path("/usr/bin/python3")
+    if not system_python.exists():
+        pytest.skip("needs /usr/bin/python3 (an interpreter every user may run)")
+    runner = Runner(python=str(system_python))
+    runner.prepare(job)
+    pid, _ = runner.launch(job, [])
+    try:
+        proc = psutil.Process(pid)
+        assert proc.uids().real == ann.pw_uid and proc.uids().effective == ann.pw_uid
+        assert proc.gids().real == ann.pw_gid
+        assert os.getpgid(pid) == pid  # its own process group: cancel signals the whole group
+        assert os.stat(short_dir / "jobs" / "1" / "log.txt").st_uid == ann.pw_uid
+    finally:
+        runner.children[1].wait(10)
+    env = runner.environment(job, [])
+    assert env["USER"] == ann.pw_name and env["HOME"] == ann.pw_dir and env["CUDA_VISIBLE_DEVICES"] == ""
