@@ -91,9 +91,8 @@ def build_folder(shape: str, root: Path) -> Path:
     if (folder / "config.json").is_file():
         return folder
     import torch
-    from transformers import AutoModelForCausalLM
-
     from ftlab.engine.model.synthetic import make_config
+    from transformers import AutoModelForCausalLM
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
@@ -132,7 +131,7 @@ class PeakSampler:
             pynvml.nvmlInit()
             handle = pynvml.nvmlDeviceGetHandleByIndex(self.index)
             return lambda: pynvml.nvmlDeviceGetMemoryInfo(handle).used
-        except Exception:  # no nvidia-ml-py or no driver
+        except (ImportError, OSError, RuntimeError, AttributeError):  # no nvidia-ml-py or no driver
             return None
 
     def _smi_reader(self):
@@ -143,7 +142,7 @@ class PeakSampler:
         command = ["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits", "-i", str(self.index)]
 
         def read() -> int:
-            return int(subprocess.run(command, capture_output=True, text=True).stdout.strip()) * 2**20
+            return int(subprocess.run(command, capture_output=True, text=True, check=False).stdout.strip()) * 2**20
 
         try:
             read()
@@ -177,11 +176,10 @@ class PeakSampler:
 
 def run_method(method: str, folder: Path, args) -> dict:
     import torch
-    from transformers import Trainer, TrainerCallback
-
     from ftlab.engine.model.loader import load_model
     from ftlab.engine.train.methods import apply_method, make_optimizer, trainable_summary, training_overrides
     from ftlab.engine.train.runner import _precision, training_arguments
+    from transformers import Trainer, TrainerCallback
 
     profile = build_profile(method, args)
     cuda = torch.cuda.is_available()
@@ -274,7 +272,7 @@ def main(argv=None) -> int:
                    "--steps", str(args.steps), "--batch", str(args.batch), "--seq", str(args.seq),
                    "--dtype", args.dtype, "--precision", args.precision, "--models-dir", str(root)]
         started = time.perf_counter()
-        proc = subprocess.run(command, capture_output=True, text=True)
+        proc = subprocess.run(command, capture_output=True, text=True, check=False)
         lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
         if proc.returncode != 0 or not lines:
             result = {"method": method, "error": (proc.stderr or proc.stdout)[-3000:], "returncode": proc.returncode}

@@ -100,10 +100,9 @@ def _torch_dtype(name: str):
 def load_dequantized_base(folder: Path, quant: dict):
     """The base as the QLoRA run saw it: quantized with the run's settings, then de-quantized (fp32, CPU)."""
     import torch
-    from transformers import AutoModelForCausalLM
-
     from ftlab.engine.config.schema import MethodConfig
     from ftlab.engine.model.loader import quantization_config
+    from transformers import AutoModelForCausalLM
 
     method = MethodConfig(type="lora", quantization=quant)
     config = quantization_config(method, torch.float32)
@@ -143,7 +142,7 @@ def _adapter_vocab(folder: Path) -> int | None:
     if not weights.is_file():
         return None
     with safe_open(str(weights), "pt") as handle:
-        for key in handle.keys():
+        for key in handle.keys():  # noqa: SIM118 (safe_open is not a dict)
             if key.endswith("embed_tokens.weight"):
                 return handle.get_slice(key).get_shape()[0]
     return None

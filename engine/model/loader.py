@@ -24,8 +24,8 @@ import math
 from pathlib import Path
 
 import torch
-
 from ftlab.engine.config import MethodConfig, ModelConfig
+
 from ftlab.errors import UserError
 
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}

@@ -19,10 +19,9 @@ def random_dataset(vocab: int = 1000, rows: int = 8, length: int = 32, seed: int
 @pytest.fixture
 def train_steps(tmp_path):
     """train_steps(model, profile, steps=3) → the Trainer after `steps` optimizer steps."""
-    from transformers import Trainer
-
     from ftlab.engine.train.methods import make_optimizer, training_overrides
     from ftlab.engine.train.runner import training_arguments
+    from transformers import Trainer
 
     def run(model, profile, steps: int = 3, data=None):
         profile = profile.model_copy(deep=True)

@@ -10,7 +10,6 @@ import textwrap
 
 import pytest
 import torch
-
 from ftlab.engine.config import Profile, dump_profile
 from ftlab.engine.model.loader import load_model, load_tokenizer
 from ftlab.engine.train.methods import apply_method
@@ -101,6 +100,7 @@ def test_qlora_merged_into_the_dequantized_base(tiny_llama, tmp_path, train_step
 
 def test_export_refuses_a_non_empty_out_and_a_wrong_source(tiny_llama, tmp_path):
     from ftlab.engine.model.export import export
+
     from ftlab.errors import UserError
 
     with pytest.raises(UserError, match="neither a run dir"):

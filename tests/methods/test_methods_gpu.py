@@ -62,7 +62,7 @@ def test_liger_is_applied_and_matches_the_plain_loss(small_folder):
 def test_every_method_steps_on_the_gpu(small_folder, bench_root, method, tmp_path):
     out = subprocess.run([sys.executable, "-m", "ftlab.engine.bench.methods", "--child", method,
                           "--shape", "tiny-llama", "--steps", "3", "--batch", "2", "--seq", "128",
-                          "--models-dir", bench_root], capture_output=True, text=True, timeout=600)
+                          "--models-dir", bench_root], capture_output=True, text=True, timeout=600, check=False)
     if method == "freeze":  # the tiny model has 2 layers; the benchmark trains the last 3
         assert out.returncode != 0 and "trainable_layers: 3 is outside" in out.stderr
         return
@@ -87,7 +87,7 @@ def test_llama2_7b_lora_and_qlora_memory(bench_root, tmp_path):
     out_file = tmp_path / "r.json"
     proc = subprocess.run([sys.executable, "-m", "ftlab.engine.bench.methods", "--shape", "llama2-7b",
                            "--methods", "lora,qlora", "--steps", "4", "--models-dir", bench_root,
-                           "--out", str(out_file)], capture_output=True, text=True, timeout=1800)
+                           "--out", str(out_file)], capture_output=True, text=True, timeout=1800, check=False)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     results = {r["method"]: r for r in json.loads(out_file.read_text())["results"]}
     lora, qlora = results["lora"], results["qlora"]

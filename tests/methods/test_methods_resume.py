@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import Trainer
-
 from ftlab.engine.config import Profile
 from ftlab.engine.model.loader import load_model
 from ftlab.engine.train.methods import apply_method, make_optimizer, training_overrides
 from ftlab.engine.train.runner import _resume_arg, training_arguments
+from transformers import Trainer
 
 
 def run(folder, run_dir, data, steps, resume=None, limit=None):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from ftlab.engine.config import Profile
 from ftlab.engine.model.loader import load_model, load_tokenizer
 from ftlab.engine.train.methods import apply_method, trainable_summary
@@ -111,7 +110,6 @@ def test_dora_rslora_pissa_reach_peft(tiny_llama, train_steps):
     layer = model.base_model.model.model.layers[0].self_attn.q_proj
     assert layer.scaling["default"] == pytest.approx(16 / 4 ** 0.5)  # rsLoRA: alpha / sqrt(r)
     assert layer.lora_B["default"].weight.abs().sum() > 0  # PiSSA: B starts from singular vectors
-    targets = [m for m in linears(model) if False]  # noqa: F841 (peft wraps the linears)
     qv = [model.base_model.model.model.layers[i].self_attn.__getattr__(n) for i in range(2) for n in ("q_proj", "v_proj")]
     expected = sum(4 * (l.in_features + l.out_features) + l.out_features for l in qv)  # + DoRA magnitude
     assert trainable_summary(model)[0] == expected
@@ -125,7 +123,7 @@ def test_loraplus_groups(tiny_llama, train_steps):
     trainer = train_steps(model, profile, steps=1)
     lrs = {group["lr"] for group in trainer.optimizer.param_groups if group["params"]}
     assert lrs == {1e-2, 1e-2 * 16}
-    b_group = [g for g in trainer.optimizer.param_groups if g["lr"] == 1e-2 * 16][0]
+    b_group = next(g for g in trainer.optimizer.param_groups if g["lr"] == 1e-2 * 16)
     names = {id(p): n for n, p in model.named_parameters()}
     assert all("lora_B" in names[id(p)] for p in b_group["params"])
 
@@ -151,7 +149,7 @@ def test_qlora_4bit_on_cpu(tiny_llama, train_steps):
     quantized = [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)]
     assert quantized and quantized[0].weight.quant_type == "nf4"
     expected = sum(4 * (m.in_features + m.out_features) for m in quantized)
-    trainable, total = trainable_summary(model)
+    trainable, _ = trainable_summary(model)
     assert trainable == expected
     before = snapshot(model)
     trainer = train_steps(model, profile)
@@ -173,10 +171,9 @@ def test_qlora_8bit_on_cpu(tiny_llama, train_steps):
 
 
 def test_gptq_without_package_names_the_extra(tiny_llama):
-    from ftlab.errors import UserError
-
-    pytest.importorskip  # noqa: B018
     import importlib.util
+
+    from ftlab.errors import UserError
 
     if importlib.util.find_spec("gptqmodel") is not None:
         pytest.skip("gptqmodel is installed here")

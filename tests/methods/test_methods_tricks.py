@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from ftlab.engine.config import Profile
 from ftlab.engine.model.loader import RESIZED_ATTR, load_model, load_tokenizer
 from ftlab.engine.train.methods import apply_method
@@ -104,6 +103,7 @@ def test_attention_choice(tiny_llama, monkeypatch):
     import importlib.util
 
     from ftlab.engine.model.loader import pick_attention
+
     from ftlab.errors import UserError
 
     assert pick_attention("auto") == "sdpa"
@@ -114,6 +114,7 @@ def test_attention_choice(tiny_llama, monkeypatch):
 
 def test_liger_auto_is_off_without_gpu_and_on_is_an_error():
     from ftlab.engine.model.loader import want_liger
+
     from ftlab.errors import UserError
 
     if torch.cuda.is_available():
@@ -129,11 +130,10 @@ def test_patches_gate_pins_the_transformers_contract():
     import inspect
 
     import transformers
+    from ftlab.engine.model import patches
     from transformers import AttentionInterface
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
     from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS
-
-    from ftlab.engine.model import patches
 
     patches.check_transformers()
     assert transformers.__version__.startswith("5.")

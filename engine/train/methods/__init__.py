@@ -15,8 +15,8 @@ own parameter groups (LoRA+), else None and the Trainer builds AdamW. `trainable
 from __future__ import annotations
 
 import torch
-
 from ftlab.engine.config import MethodConfig, ModelConfig
+
 from ftlab.errors import UserError
 
 from .freeze import apply_freeze

@@ -7,9 +7,9 @@ modules, plus extra modules outside the layers (embeddings, head, final norm).
 from __future__ import annotations
 
 import torch
-
 from ftlab.engine.config.schema import FreezeConfig
 from ftlab.engine.model.loader import RESIZED_ATTR
+
 from ftlab.errors import UserError
 
 

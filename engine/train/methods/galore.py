@@ -10,8 +10,8 @@ from __future__ import annotations
 import importlib.util
 
 import torch
-
 from ftlab.engine.config.schema import GaloreConfig
+
 from ftlab.errors import UserError
 
 

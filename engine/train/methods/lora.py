@@ -11,6 +11,7 @@ from __future__ import annotations
 from ftlab.engine.config import MethodConfig
 from ftlab.engine.config.schema import LoraConfig
 from ftlab.engine.model.loader import RESIZED_ATTR
+
 from ftlab.errors import UserError
 
 from .freeze import embedding_module_names
