@@ -124,7 +124,6 @@ def test_users_see_and_control_only_their_jobs(start_ftd, short_dir, two_users, 
 def test_jobs_run_as_their_submitter(two_users, short_dir):
     """The runner drops to the submitter's uid, gid and groups before exec (ftd runs as root)."""
     import psutil
-
     from ftlab.daemon.runner import Runner
     from ftlab.daemon.store import Job, JobState
 
