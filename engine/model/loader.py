@@ -71,8 +71,7 @@ def load_tokenizer(folder: str | Path, trust_remote_code: bool = False, new_spec
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     if new_special_tokens:
-        tokenizer.add_special_tokens({"additional_special_tokens": list(new_special_tokens)},
-                                     replace_extra_special_tokens=False)
+        tokenizer.add_tokens(list(new_special_tokens), special_tokens=True)
     return tokenizer
 
 

@@ -187,7 +187,8 @@ def run_profile(loaded: LoadedProfile, run_dir: Path, display) -> RunResult:
     # 4. model and method
     model = load_model(profile.model, folder, method=profile.method, max_length=profile.data.cutoff_len,
                        tokenizer=tokenizer)
-    model = apply_method(model, profile.method, autocast=any(_precision(profile.train.precision)))
+    model = apply_method(model, profile.method, autocast=any(_precision(profile.train.precision)),
+                         adapter=profile.model.adapter)
     trainable, total = trainable_summary(model)
     display.print(f"model {profile.model.name_or_path}: {total / 1e6:,.1f}M parameters, "
                   f"{trainable / 1e6:,.2f}M trainable ({100 * trainable / max(total, 1):.2f}%, {profile.method.type})")

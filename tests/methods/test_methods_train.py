@@ -179,3 +179,17 @@ def test_gptq_without_package_names_the_extra(tiny_llama):
         pytest.skip("gptqmodel is installed here")
     with pytest.raises(UserError, match=r"gptq needs the gptqmodel package \(pip install 'ftlab\[gptq\]'\)"):
         build(tiny_llama, method={"type": "lora", "quantization": {"method": "gptq"}})
+
+
+def test_continue_from_an_existing_adapter(tiny_llama, tmp_path, train_steps):
+    profile, model = build(tiny_llama, method={"type": "lora", "lora": {"rank": 4}})
+    train_steps(model, profile, steps=1)
+    model.save_pretrained(tmp_path / "adapter")
+    saved = {n: p.detach().clone() for n, p in model.named_parameters() if "lora_B" in n}
+    profile = Profile(model={"adapter": str(tmp_path / "adapter")}, method={"type": "lora"})
+    again = apply_method(load_model(profile.model, tiny_llama), profile.method, adapter=profile.model.adapter)
+    current = dict(again.named_parameters())
+    assert all(torch.equal(current[n], value) and current[n].requires_grad for n, value in saved.items())
+    full = apply_method(load_model(profile.model, tiny_llama), Profile(method={"type": "full"}).method,
+                        adapter=profile.model.adapter)
+    assert not any("lora_" in n for n, _ in full.named_parameters())  # merged into the base

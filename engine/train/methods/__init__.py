@@ -21,26 +21,30 @@ from ftlab.errors import UserError
 
 from .freeze import apply_freeze
 from .galore import galore_arguments
-from .lora import apply_lora, loraplus_optimizer
+from .lora import apply_lora, loraplus_optimizer, merge_adapter
 
 __all__ = ["apply_method", "make_optimizer", "trainable_summary", "training_overrides"]
 
 
-def apply_method(model, method: MethodConfig, *, autocast: bool | None = None):
+def apply_method(model, method: MethodConfig, *, autocast: bool | None = None, adapter=None):
     """Set which parameters train; returns the model to hand to the Trainer.
 
     `autocast`: whether the Trainer runs bf16/fp16 mixed precision (None: guess — a GPU and a
-    half-precision model); LoRA then keeps adapted inputs in the compute dtype."""
+    half-precision model); LoRA then keeps adapted inputs in the compute dtype.
+    `adapter`: an existing LoRA adapter folder (model.adapter) — LoRA/DoRA continue training it
+    (its own rank and targets apply); the other methods start from the base merged with it."""
     if autocast is None:
         autocast = torch.cuda.is_available() and model.dtype in (torch.bfloat16, torch.float16)
     kind = method.type
+    if adapter and kind not in ("lora", "dora"):
+        model = merge_adapter(model, adapter)
     if kind in ("full", "galore"):
         for param in model.parameters():
             param.requires_grad_(True)
     elif kind == "freeze":
         apply_freeze(model, method.freeze)
     elif kind in ("lora", "dora"):
-        model = apply_lora(model, method, autocast=autocast)
+        model = apply_lora(model, method, autocast=autocast, adapter=adapter)
     else:  # the schema's Literal keeps this unreachable
         raise UserError(f"method.type: unknown method {kind!r}")
     _upcast_fp16_trainables(model)

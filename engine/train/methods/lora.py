@@ -41,7 +41,22 @@ def peft_config(model, method: MethodConfig):
     )
 
 
-def apply_lora(model, method: MethodConfig, autocast: bool = False):
+def _check_adapter(adapter) -> str:
+    from pathlib import Path
+
+    if not (Path(adapter) / "adapter_config.json").is_file():
+        raise UserError(f"model.adapter: {adapter} is not an adapter folder (no adapter_config.json)")
+    return str(adapter)
+
+
+def merge_adapter(model, adapter):
+    """The base with an existing adapter merged in (full/freeze/GaLore starting from an adapter)."""
+    from peft import PeftModel
+
+    return PeftModel.from_pretrained(model, _check_adapter(adapter)).merge_and_unload()
+
+
+def apply_lora(model, method: MethodConfig, autocast: bool = False, adapter=None):
     """Wrap `model` with the adapters. Under mixed precision (`autocast`), the layers' input stays in
     the compute dtype: peft would otherwise cast every adapted input to the fp32 adapter dtype, and
     autocast would save a second bf16 copy of it for the backward pass (one per adapted module)."""
@@ -50,7 +65,13 @@ def apply_lora(model, method: MethodConfig, autocast: bool = False):
 
     config = peft_config(model, method)
     try:
-        model = get_peft_model(model, config, autocast_adapter_dtype=method.lora.upcast_adapters)
+        if adapter:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, _check_adapter(adapter), is_trainable=True,
+                                              autocast_adapter_dtype=method.lora.upcast_adapters)
+        else:
+            model = get_peft_model(model, config, autocast_adapter_dtype=method.lora.upcast_adapters)
     except (ValueError, NotImplementedError, TypeError) as err:
         key = "method.lora.target" if "target" in str(err) else "method.lora"
         raise UserError(f"{key}: {err}") from None
