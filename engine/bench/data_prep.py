@@ -5,8 +5,9 @@
 
 Runs `prepare_dataset` (stage sft, template auto = SmolLM2's ChatML, packing on by default) on the
 registered dataset `synth` with a fresh cache folder, and prints one JSON line: samples/s and kept
-tokens/s after the fixed start-up (imports, tokenizer), peak RSS of the process, the size of the
-cache it wrote, and the machine load while it ran (the cores may be shared).
+tokens/s after the fixed start-up (imports, tokenizer), CPU seconds used, peak RSS of the process,
+the size of the cache it wrote, and the machine load while it ran (the cores may be shared). Pin
+it to two cores with `taskset -c 0,1` on a bigger machine.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ def main() -> None:
     parser.add_argument("--no-packing", action="store_true")
     parser.add_argument("--max-samples", type=int, default=None)
     parser.add_argument("--template", default="auto")
+    parser.add_argument("--tokenizer", default=None, help="tokenizer folder (default: the embedded model's)")
     args = parser.parse_args()
 
     home = Path(tempfile.mkdtemp(prefix="ftlab-bench-"))
@@ -46,17 +48,24 @@ def main() -> None:
     from ftlab.engine.config.schema import DataConfig
     from ftlab.engine.data import prepare_dataset
     from ftlab.engine.model.loader import load_tokenizer
-    from ftlab.engine.model.resolve import resolve_model
 
-    tokenizer = load_tokenizer(resolve_model("smollm2-135m-instruct", log=lambda *_: None))
+    if args.tokenizer:
+        tokenizer = load_tokenizer(args.tokenizer)
+    else:
+        from ftlab.engine.model.resolve import resolve_model
+
+        tokenizer = load_tokenizer(resolve_model("smollm2-135m-instruct", log=lambda *_: None))
     startup = time.monotonic() - started
     data = DataConfig(dataset=["synth"], dataset_dir=args.data_dir, cutoff_len=args.cutoff,
                       packing=not args.no_packing, max_samples=args.max_samples, template=args.template)
     load_before = os.getloadavg()[0]
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.monotonic()
     prepared = prepare_dataset(data, "sft", tokenizer, log=lambda *_: None)
     elapsed = time.monotonic() - t0
     load_after = os.getloadavg()
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_s = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
     stats = prepared.stats
     cache = _du(home / "cache" / "data")
     result = {
@@ -66,6 +75,8 @@ def main() -> None:
         "startup_s": round(startup, 1), "seconds": round(elapsed, 1),
         "samples_per_s": round(stats["samples"] / elapsed, 1),
         "kept_tokens_per_s": round(stats["tokens"] / elapsed),
+        "cpu_s": round(cpu_s, 1), "samples_per_cpu_s": round(stats["samples"] / cpu_s, 1),
+        "cores_used": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
         "cache_gb": round(cache / 1e9, 3),
         "loadavg_1m_before_after": [round(load_before, 2), round(load_after[0], 2)],

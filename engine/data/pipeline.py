@@ -563,8 +563,27 @@ def _build(data, stage, kind, specs, tokenizer, seed, work: Path, log) -> dict:
     vocab = len(tokenizer)
     columns = COLUMNS[kind]
 
-    encoded_path = work / "encoded.arrow"
-    out = _ArrowOut(encoded_path, columns, vocab)
+    packed = bool(data.packing) and kind == "sft"
+    train_cols = columns + ["position_ids"] if packed else columns
+    # without a held-out split, rows go straight to train.arrow (packed a window at a time);
+    # with one, they go to an intermediate file first, from which the split is drawn
+    direct = not data.val_size
+    encoded_path = work / ("train.arrow" if direct else "encoded.arrow")
+    out = _ArrowOut(encoded_path, train_cols if direct else columns, vocab)
+    lengths: list[int] = []
+    window: list[dict] = []
+    ids_column = columns[0]
+
+    def emit(rows: list[dict]) -> None:
+        lengths.extend(len(r[ids_column]) for r in rows)
+        if direct and packed:
+            window.extend(rows)
+            while len(window) >= PACK_WINDOW:
+                out.write(_pack(window[:PACK_WINDOW], data.cutoff_len))
+                del window[:PACK_WINDOW]
+        else:
+            out.write(rows)
+
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenize") as pool:
@@ -572,44 +591,46 @@ def _build(data, stage, kind, specs, tokenizer, seed, work: Path, log) -> dict:
         for batch in _batches(_mixed_samples(data, stage, specs, errors, counter, seed), BATCH_ROWS):
             job = encoder.start(batch, errors, pool)
             if pending is not None:
-                out.write(pending())
+                emit(pending())
             pending = job
         if pending is not None:
-            out.write(pending())
-    out.write(encoder.flush())
+            emit(pending())
+    emit(encoder.flush())
+    if window:
+        out.write(_pack(window, data.cutoff_len))
     out.close()
     names = [s.name for s in specs]
-    if out.rows == 0:
+    n = len(lengths)
+    if n == 0:
         raise errors.no_valid_samples(names, counter[0])
 
-    table = _read_table(encoded_path)
-    n = table.num_rows
-    n_eval = _eval_count(data.val_size, n)
-    perm = np.random.default_rng(seed).permutation(n)
-    eval_idx = np.sort(perm[:n_eval])
-    train_idx = np.sort(perm[n_eval:]) if n_eval else np.arange(n)
-    packed = bool(data.packing) and kind == "sft"
-    train_cols = columns + ["position_ids"] if packed else columns
-    train_out = _ArrowOut(work / "train.arrow", train_cols, vocab)
-    for rows in _rows_of(table, train_idx, columns):
-        train_out.write(_pack(rows, data.cutoff_len) if packed else rows)
-    train_out.close()
+    n_eval = 0
+    train_out = out
     eval_tokens = 0
-    if n_eval:
+    if not direct:
+        table = _read_table(encoded_path)
+        n_eval = _eval_count(data.val_size, n)
+        perm = np.random.default_rng(seed).permutation(n)
+        eval_idx = np.sort(perm[:n_eval])
+        train_idx = np.sort(perm[n_eval:])
+        train_out = _ArrowOut(work / "train.arrow", train_cols, vocab)
+        for rows in _rows_of(table, train_idx, columns):
+            train_out.write(_pack(rows, data.cutoff_len) if packed else rows)
+        train_out.close()
         eval_out = _ArrowOut(work / "eval.arrow", columns, vocab)
         for rows in _rows_of(table, eval_idx, columns):
             eval_out.write(rows)
         eval_out.close()
         eval_tokens = eval_out.tokens
-    del table
-    encoded_path.unlink()
+        del table
+        encoded_path.unlink()
     elapsed = time.monotonic() - started
     stats = {"samples": counter[0], "kept": n, "truncated": encoder.truncated,
              "dropped": errors.total, "dropped_by_reason": dict(errors.counts),
              "dropped_examples": errors.examples,
              "tokens": train_out.tokens + eval_tokens,
              "train_rows": train_out.rows, "eval_rows": n_eval, "packed": packed,
-             "length_histogram": _histogram(out.lengths, data.cutoff_len),
+             "length_histogram": _histogram(lengths, data.cutoff_len),
              "template": getattr(renderer, "name", None), "seconds": round(elapsed, 2)}
     log(f"data: {', '.join(names)}: {counter[0]} rows → {n} samples "
         f"({encoder.truncated} truncated, {errors.total} dropped) in {elapsed:.1f}s")
