@@ -67,6 +67,7 @@ class FtuiApp(App):
         self.banner: tuple[str | None, bool] = (None, False)
         self.pending_new_run: int | None = None
         self.ever_connected = False
+        self.chat_screen = None  # set by the Chat screen when it is first shown
 
     def now(self) -> float:
         return self.clock()
@@ -128,6 +129,9 @@ class FtuiApp(App):
             handler = getattr(screen, "model_updated", None)
             if handler is not None and screen.is_mounted:
                 handler(kind, body)
+        chat = self.chat_screen  # keeps streaming while another mode is shown
+        if kind == P.EV_CHAT and chat is not None and chat.is_mounted and chat not in self.screen_stack:
+            chat.model_updated(kind, body)
 
     DETAIL_JOBS = 60  # newest jobs whose method and latest loss are fetched after a snapshot
 

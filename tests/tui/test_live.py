@@ -7,9 +7,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from textual.widgets import Input
+from textual.widgets import Input, Select
 
 from ftlab.tui.app import FtuiApp
+from ftlab.tui.screens.chat import ChatScreen
 from ftlab.tui.screens.job_detail import JobScreen
 from ftlab.tui.screens.new_run import NewRunScreen, wid
 
@@ -105,6 +106,31 @@ async def _submit_follow_cancel(ftd, short_dir, tiny_llama, helpers, monkeypatch
                             and app.screen.source == f"job {short_id}", 10, "the form filled from the job")
         assert app.screen.query_one("#" + wid("train.max_steps"), Input).value == "6"
         assert app.screen.query_one("#new-name", Input).value.endswith("-2")
+
+        # 7. Chat through ftd with the adapter the short job trained (its base model is picked
+        #    with it); ftd starts a serve job for it and the answer streams back as events.
+        await pilot.press("f4")
+        await helpers.until(pilot, lambda: isinstance(app.screen, ChatScreen), 10, "the Chat screen")
+        chat = app.screen
+        adapter = chat.query_one("#chat-adapter", Select)
+        adapter.value = next(path for _, path, job in chat.adapters() if job["id"] == short_id)
+        await helpers.until(pilot, lambda: chat.query_one("#chat-model", Select).value == str(tiny_llama), 10,
+                            "the job's base model to be picked")
+        chat.query_one("#chat-system", Input).value = "You are terse."
+        chat.max_tokens = 12  # random weights never say <|im_end|>
+        chat.query_one("#chat-input", Input).focus()
+        await pilot.press(*"hello", "enter")
+        await helpers.until(pilot, lambda: chat.serve_job is not None, 10, "ftd to accept the chat")
+        await helpers.until(pilot, lambda: len(chat.messages) == 2, 90, "the streamed answer")
+        answer = chat.messages[1]
+        assert answer["role"] == "assistant" and answer["content"] and "[error]" not in answer["content"]
+        serve_job = chat.serve_job
+        assert app.model.jobs[serve_job]["stage"] == "serve"
+        await pilot.press("ctrl+l")
+        assert chat.messages == []
+        app.cancel_job(serve_job)   # frees the CPU slot
+        await helpers.until(pilot, lambda: app.model.jobs[serve_job]["state"] in ("cancelled", "succeeded"),
+                            30, "the serve job to stop")
 
 
 def test_banner_and_resync_when_ftd_restarts(ftd, short_dir, helpers):

@@ -1,9 +1,11 @@
 """Chat: pick a base model and an adapter from a finished job, set a system prompt, and talk to it;
 tokens stream in as ftd forwards them from its serve process.
 
-The conversation goes through ftd (DESIGN.md: "ftui's chat goes through ftd"): a `chat` request
-starts a reply and ftd publishes its tokens as `chat` events (`{"stream", "delta", "done"}`).
-When the connected ftd has no chat service the screen says so instead of pretending.
+The conversation goes through ftd (DESIGN.md: "ftui's chat goes through ftd"; daemon/serve.py):
+a `chat` request names the model (+ adapter); ftd uses the caller's serve job holding it or starts
+one, answers `{"chat", "stream", "job"}` at once and publishes the answer as `chat` events
+(`{"stream", "delta"}` … `{"stream", "done", "error"}`). Picking an adapter from a finished job
+also picks that job's base model.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ from ..i18n import t
 from ..link import LinkDown, RemoteError
 from .base import FtScreen
 
-CHAT_REQUEST = getattr(P, "CHAT", None)
-CHAT_EVENT = getattr(P, "EV_CHAT", "chat")
+CHAT_REQUEST = P.CHAT
+CHAT_EVENT = P.EV_CHAT
 
 
 def base_models() -> list[str]:
@@ -34,13 +36,16 @@ def base_models() -> list[str]:
 
 class ChatScreen(FtScreen):
     TITLE_KEY = "mode.chat"
+    MAX_TOKENS = 512  # per answer; a model that never says its end-of-turn token stops here
     BINDINGS = [Binding("ctrl+l", "clear", "key.clear"), Binding("ctrl+o", "pick_model", "key.model")]
 
     def __init__(self):
         super().__init__()
         self.messages: list[dict] = []
         self.stream: str | None = None
+        self.serve_job: int | None = None
         self.reply = ""
+        self.max_tokens = self.MAX_TOKENS
 
     def body(self) -> ComposeResult:
         with Horizontal(classes="row"):
@@ -57,6 +62,7 @@ class ChatScreen(FtScreen):
 
     def on_mount(self) -> None:
         super().on_mount()
+        self.app.chat_screen = self
         self.refresh_adapters()
         self.render_transcript()
         self.query_one("#chat-input", Input).focus()
@@ -68,6 +74,8 @@ class ChatScreen(FtScreen):
         """(label, adapter folder, job) for finished jobs that left an adapter or model."""
         out = []
         for job in self.app.model.job_list("succeeded"):
+            if job.get("stage") == "serve":
+                continue
             final = Path(job.get("job_dir") or "") / "final"
             out.append((f"#{job['id']} {job.get('name', '')}", str(final), job))
         return out
@@ -83,12 +91,38 @@ class ChatScreen(FtScreen):
     def model_updated(self, kind: str, body) -> None:
         if kind == P.EV_JOB and body.get("state") == "succeeded":
             self.refresh_adapters()
-        elif kind == CHAT_EVENT and isinstance(body, dict) and body.get("stream") == self.stream:
-            self.reply += body.get("delta", "")
+        elif kind == CHAT_EVENT and isinstance(body, dict) and self.stream and body.get("stream") == self.stream:
+            self.reply += body.get("delta") or ""
             if body.get("done"):
-                self.messages.append({"role": "assistant", "content": self.reply})
+                reply = self.reply
+                if body.get("error"):
+                    reply = (reply + "\n" if reply else "") + f"[{t('chat.error')}] {body['error']}"
+                self.messages.append({"role": "assistant", "content": reply})
                 self.reply, self.stream = "", None
             self.render_transcript()
+
+    @on(Select.Changed, "#chat-adapter")
+    def _adapter_picked(self, event: Select.Changed) -> None:
+        job = next((job for _, path, job in self.adapters() if path == event.value), None)
+        if job is not None:
+            self.pick_base_of(int(job["id"]))
+
+    @work(exclusive=True, group="chat-base")
+    async def pick_base_of(self, job_id: int) -> None:
+        """An adapter only fits its own base model: select the model the job trained."""
+        try:
+            shown = await self.app.link.call(P.SHOW, {"id": job_id})
+        except (LinkDown, RemoteError):
+            return
+        base = ((shown.get("profile") or {}).get("model") or {}).get("name_or_path")
+        if not base:
+            return
+        select = self.query_one("#chat-model", Select)
+        options = [(m, m) for m in base_models()]
+        if base not in {value for _, value in options}:
+            options.append((base if len(base) < 40 else "…" + base[-39:], base))
+        select.set_options(options)
+        select.value = base
 
     def render_transcript(self) -> None:
         from rich.markup import escape
@@ -99,7 +133,8 @@ class ChatScreen(FtScreen):
             style = "bold cyan" if message["role"] == "user" else "bold green"
             lines.append(f"[{style}]{who}:[/] {escape(message['content'])}")
         if self.stream is not None:
-            lines.append(f"[bold green]{t('chat.assistant')}:[/] {escape(self.reply)}▌")
+            waiting = "" if self.reply else f"[dim]{t('chat.waiting', job=self.serve_job)}[/] "
+            lines.append(f"[bold green]{t('chat.assistant')}:[/] {waiting}{escape(self.reply)}▌")
         if not lines:
             lines.append(f"[dim]{t('chat.empty')}[/]")
         self.query_one("#chat-transcript", Static).update("\n".join(lines))
@@ -117,26 +152,23 @@ class ChatScreen(FtScreen):
 
     @work(exclusive=True, group="chat")
     async def ask(self) -> None:
-        if CHAT_REQUEST is None:
-            self.messages.append({"role": "assistant", "content": t("chat.unavailable")})
-            self.render_transcript()
-            return
         model = self.query_one("#chat-model", Select).value
         adapter = self.query_one("#chat-adapter", Select).value
         system = self.query_one("#chat-system", Input).value.strip()
         messages = ([{"role": "system", "content": system}] if system else []) + self.messages
-        body = {"model": model, "adapter": None if adapter is Select.NULL else adapter, "messages": messages}
+        body = {"model": model, "adapter": None if adapter is Select.NULL else adapter, "messages": messages,
+                "max_tokens": self.max_tokens}
         try:
             reply = await self.app.link.call(CHAT_REQUEST, body, timeout=120)
         except (LinkDown, RemoteError) as err:
             self.messages.append({"role": "assistant", "content": f"[{t('chat.error')}] {err}"})
             self.render_transcript()
             return
-        self.stream, self.reply = reply.get("stream"), ""
+        self.stream, self.reply, self.serve_job = reply.get("stream"), "", reply.get("job")
         self.render_transcript()
 
     def action_clear(self) -> None:
-        self.messages, self.reply, self.stream = [], "", None
+        self.messages, self.reply, self.stream, self.serve_job = [], "", None, None
         self.render_transcript()
 
     def action_pick_model(self) -> None:
