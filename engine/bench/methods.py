@@ -216,7 +216,8 @@ def run_method(method: str, folder: Path, args) -> dict:
     tokens = args.batch * args.seq
     rate = tokens * (len(steady) - 1) / (steady[-1] - steady[0]) if len(steady) > 1 else tokens * args.steps / wall
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    norm_class = type(getattr(base.model, "norm", None)).__name__  # LigerRMSNorm when liger is on
+    norm = getattr(base.model, "norm", None)
+    norm_class = norm._get_name() if norm is not None else None  # LigerRMSNorm when liger patched it
     from ftlab.engine.model.estimate import estimate, read_shape
 
     est = estimate(profile, read_shape(folder))

@@ -50,7 +50,7 @@ def test_liger_is_applied_and_matches_the_plain_loss(small_folder):
         _, model = _load(small_folder, model={"tricks": {"liger_kernel": setting}}, method={"type": "full"})
         model.cuda()
         if setting == "auto":
-            assert type(model.model.norm).__name__.startswith("Liger")
+            assert model.model.norm._get_name().startswith("Liger")  # liger renames patched instances
         with torch.autocast("cuda", dtype=torch.bfloat16):
             out = model(ids, labels=ids)
         out.loss.backward()

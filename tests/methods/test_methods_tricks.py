@@ -162,3 +162,19 @@ def test_lora_under_autocast_keeps_inputs_in_compute_dtype(tiny_llama):
         loss = model(x, labels=x).loss
     loss.backward()
     assert lora_b.grad is not None and lora_b.grad.dtype == torch.float32
+
+
+def test_liger_patches_the_instance(tiny_llama):
+    """The liger call matches the installed liger-kernel and transformers (run in a subprocess:
+    liger also swaps module-level functions such as Llama's RoPE for Triton kernels)."""
+    pytest.importorskip("liger_kernel")
+    import subprocess
+    import sys
+
+    code = ("import sys; from transformers import AutoModelForCausalLM;"
+            "from ftlab.engine.model.loader import apply_liger;"
+            f"m = AutoModelForCausalLM.from_pretrained({str(tiny_llama)!r}); apply_liger(m);"
+            "print(m.model.norm._get_name(), m.model.layers[0].mlp._get_name(), m.forward.__func__.__name__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-3:] == ["LigerRMSNorm", "LigerSwiGLUMLP", "lce_forward"]
