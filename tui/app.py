@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+from ftlab.daemon import protocol as P
 from textual.app import App
 from textual.binding import Binding
 
@@ -23,8 +24,6 @@ from .link import Link, LinkDown, RemoteError, Status
 from .screens.devices import DevicesScreen
 from .screens.jobs import JobsScreen
 from .state import Model, Outcome
-
-from ftlab.daemon import protocol as P
 
 
 def _new_run_screen():
@@ -43,9 +42,9 @@ def _chat_screen():
 class FtuiApp(App):
     CSS_PATH = str(Path(__file__).with_name("ftui.tcss"))
     TITLE = "ftui"
-    MODES = {"jobs": JobsScreen, "new": _new_run_screen, "devices": DevicesScreen, "chat": _chat_screen}
+    MODES: ClassVar = {"jobs": JobsScreen, "new": _new_run_screen, "devices": DevicesScreen, "chat": _chat_screen}
     DEFAULT_MODE = "jobs"
-    BINDINGS = [
+    BINDINGS: ClassVar = [
         Binding("f1", "mode('jobs')", "mode.jobs", show=False, priority=True),
         Binding("f2", "mode('new')", "mode.new", show=False, priority=True),
         Binding("f3", "mode('devices')", "mode.devices", show=False, priority=True),

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel
-
 from ftlab.engine.config import load_profile_data
 from ftlab.engine.config.schema import Profile
+from pydantic import BaseModel
+
 from ftlab.errors import Problem, ProblemsError, UserError
 
 FORM_SOURCE = "form"
@@ -48,7 +48,7 @@ def _unwrap(annotation) -> tuple[Any, bool]:
         optional = len(args) < len(typing.get_args(annotation))
         if len(args) == 1:
             return args[0], optional
-        return typing.Union[tuple(args)], optional
+        return typing.Union[tuple(args)], optional  # noqa: UP007 (built at run time)
     return annotation, False
 
 

@@ -16,7 +16,7 @@ def elapsed(job: dict, now: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-def mib(value: int | float | None) -> str:
+def mib(value: float | None) -> str:
     if value is None:
         return "-"
     return f"{value / 1024:.1f}G" if value >= 1024 else f"{int(value)}M"

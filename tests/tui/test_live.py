@@ -7,12 +7,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from textual.widgets import Input, Select
-
 from ftlab.tui.app import FtuiApp
 from ftlab.tui.screens.chat import ChatScreen
 from ftlab.tui.screens.job_detail import JobScreen
 from ftlab.tui.screens.new_run import NewRunScreen, wid
+from textual.widgets import Input, Select
 
 pytestmark = pytest.mark.slow
 

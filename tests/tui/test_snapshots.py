@@ -13,7 +13,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from conftest import LOG, METRICS, NOW, REPO, SNAPSHOT
 from ftlab.tui.app import FtuiApp
 from ftlab.tui.screens.job_detail import JobScreen

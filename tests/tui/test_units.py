@@ -34,7 +34,8 @@ def test_model_applies_newer_drops_stale_flags_gap():
 
 def _keys_used_in_code() -> set[str]:
     namespaces = {key.split(".")[0] for key in i18n.catalogue("en")}
-    pattern = re.compile(r"""["']((?:%s)\.[a-z_]+)["']""" % "|".join(sorted(namespaces)))
+    alternatives = "|".join(sorted(namespaces))
+    pattern = re.compile(rf"""["']((?:{alternatives})\.[a-z_]+)["']""")
     used = set()
     for path in TUI.rglob("*.py"):
         used |= set(pattern.findall(path.read_text(encoding="utf-8")))

@@ -10,7 +10,7 @@ key used by the code is missing in any language.
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 LANGUAGES = ("en", "zh", "ru")
@@ -19,7 +19,7 @@ _HERE = Path(__file__).resolve().parent
 _current = "en"
 
 
-@lru_cache(maxsize=None)
+@cache
 def catalogue(lang: str) -> dict[str, str]:
     return json.loads((_HERE / f"{lang}.json").read_text(encoding="utf-8"))
 

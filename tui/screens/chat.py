@@ -11,14 +11,14 @@ also picks that job's base model.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
+from ftlab.daemon import protocol as P
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Input, Label, Select, Static
-
-from ftlab.daemon import protocol as P
 
 from ..i18n import t
 from ..link import LinkDown, RemoteError
@@ -37,7 +37,7 @@ def base_models() -> list[str]:
 class ChatScreen(FtScreen):
     TITLE_KEY = "mode.chat"
     MAX_TOKENS = 512  # per answer; a model that never says its end-of-turn token stops here
-    BINDINGS = [Binding("ctrl+l", "clear", "key.clear"), Binding("ctrl+o", "pick_model", "key.model")]
+    BINDINGS: ClassVar = [Binding("ctrl+l", "clear", "key.clear"), Binding("ctrl+o", "pick_model", "key.model")]
 
     def __init__(self):
         super().__init__()

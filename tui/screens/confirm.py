@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -17,7 +19,7 @@ class Confirm(ModalScreen[bool]):
     Confirm > Vertical { width: 60; max-width: 90%; height: auto; border: thick $warning; background: $surface;
                          padding: 1 2; }
     """
-    BINDINGS = [Binding("y", "answer(True)", "key.yes"), Binding("n", "answer(False)", "key.no"),
+    BINDINGS: ClassVar = [Binding("y", "answer(True)", "key.yes"), Binding("n", "answer(False)", "key.no"),
                 Binding("escape", "answer(False)", "key.no", show=False)]
 
     def __init__(self, question: str):

@@ -3,11 +3,10 @@
 
 from __future__ import annotations
 
+from ftlab.daemon import protocol as P
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
-
-from ftlab.daemon import protocol as P
 
 from .. import format as fmt
 from ..i18n import t

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import yaml
+from ftlab.daemon import protocol as P
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Input, Static, TabbedContent, TabPane
-
-from ftlab.daemon import protocol as P
 
 from .. import format as fmt
 from ..i18n import t
@@ -26,7 +27,7 @@ LOG_TAIL_BYTES = 256 * 1024
 
 class JobScreen(FtScreen):
     TITLE_KEY = "mode.job"
-    BINDINGS = [
+    BINDINGS: ClassVar = [
         Binding("escape", "back", "key.back"),
         Binding("1", "tab('config')", "key.config"),
         Binding("2", "tab('log')", "key.log"),
@@ -59,10 +60,9 @@ class JobScreen(FtScreen):
             with TabPane(t("tab.log"), id="log"):
                 yield LogView(id="job-log")
                 yield Input(placeholder=t("job.search_placeholder"), id="log-search", classes="hidden")
-            with TabPane(t("tab.curves"), id="curves"):
-                with Horizontal():
-                    yield Curve(t("curve.loss"), "cyan", id="curve-loss")
-                    yield Curve(t("curve.lr"), "magenta", id="curve-lr")
+            with TabPane(t("tab.curves"), id="curves"), Horizontal():
+                yield Curve(t("curve.loss"), "cyan", id="curve-loss")
+                yield Curve(t("curve.lr"), "magenta", id="curve-lr")
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -134,9 +134,8 @@ class JobScreen(FtScreen):
         elif kind == P.EV_METRICS and int(body.get("job", -1)) == self.job_id:
             self.update_curves()
             self.update_summary()
-        elif kind in (P.EV_JOB, P.EV_DEVICES, "snapshot"):
-            if kind != P.EV_JOB or int(body.get("id", -1)) == self.job_id:
-                self.update_summary()
+        elif kind in (P.EV_DEVICES, "snapshot") or (kind == P.EV_JOB and int(body.get("id", -1)) == self.job_id):
+            self.update_summary()
 
     def resume(self) -> None:
         self.update_summary()

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import time
+from typing import ClassVar
 
+from ftlab.daemon import protocol as P
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Static
-
-from ftlab.daemon import protocol as P
 
 from ..i18n import t
 from ..link import LinkDown, RemoteError
@@ -22,7 +21,7 @@ STATE_FILTERS = (None, "active", "queued", "running", "succeeded", "failed", "ca
 
 class JobsScreen(FtScreen):
     TITLE_KEY = "mode.jobs"
-    BINDINGS = [
+    BINDINGS: ClassVar = [
         Binding("enter", "open", "key.open"),
         Binding("o", "open", "key.open"),
         Binding("l", "logs", "key.logs"),

@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import ClassVar
 
+from ftlab.daemon import protocol as P
+from ftlab.engine.config import load_profile, resolve_paths
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
-from ftlab.daemon import protocol as P
-from ftlab.engine.config import load_profile, resolve_paths
 from ftlab.errors import UserError
 
 from .. import form
@@ -40,7 +41,7 @@ def wid(key: str) -> str:
 
 class NewRunScreen(FtScreen):
     TITLE_KEY = "mode.new"
-    BINDINGS = [Binding("ctrl+s", "submit", "key.submit"), Binding("ctrl+o", "pick_source", "key.source")]
+    BINDINGS: ClassVar = [Binding("ctrl+s", "submit", "key.submit"), Binding("ctrl+o", "pick_source", "key.source")]
 
     def __init__(self):
         super().__init__()

@@ -29,7 +29,7 @@ class KeyHints(Static):
             return
         text = Text(no_wrap=True, overflow="ellipsis")
         seen = set()
-        for key, active in self.screen.active_bindings.items():
+        for active in self.screen.active_bindings.values():
             binding = active.binding
             if not binding.show or not binding.description or binding.action in seen:
                 continue

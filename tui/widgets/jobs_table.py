@@ -9,6 +9,8 @@ name column gives way first.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
@@ -56,8 +58,8 @@ class JobsTable(ScrollView, can_focus=True):
     JobsTable > .jobs-table--cursor { background: $block-cursor-background; color: $block-cursor-foreground; }
     JobsTable > .jobs-table--odd { background: $surface-lighten-1; }
     """
-    COMPONENT_CLASSES = {"jobs-table--header", "jobs-table--cursor", "jobs-table--odd"}
-    BINDINGS = [
+    COMPONENT_CLASSES: ClassVar = {"jobs-table--header", "jobs-table--cursor", "jobs-table--odd"}
+    BINDINGS: ClassVar = [
         Binding("up", "cursor(-1)", show=False), Binding("down", "cursor(1)", show=False),
         Binding("pageup", "page(-1)", show=False), Binding("pagedown", "page(1)", show=False),
         Binding("home", "jump(0)", show=False), Binding("end", "jump(-1)", show=False),
