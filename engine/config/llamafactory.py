@@ -73,7 +73,8 @@ def _neat_packing(value: Any) -> list[tuple[str, Any]]:
 
 
 def _packing(value: Any) -> list[tuple[str, Any]]:
-    return [("data.packing", bool(value))] if value is not None else []
+    # false is the default; it must not undo a neat_packing: true given in either order
+    return [("data.packing", True)] if value else []
 
 
 # ---- method and model keys (issue 5)

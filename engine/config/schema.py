@@ -176,7 +176,10 @@ class DataConfig(Section):
     streaming: bool = Field(
         False, description="Read and tokenize on the fly (data larger than memory); needs train.max_steps.")
     buffer_size: int = Field(16384, ge=1, description="Shuffle buffer (samples) when streaming.")
-    preprocessing_num_workers: int | None = Field(None, ge=1, description="Processes for tokenization.")
+    preprocessing_num_workers: int | None = Field(
+        None, ge=1, description="Accepted for LlamaFactory configs; ftlab tokenizes with the Rust tokenizer's "
+                                "threads on every core, overlapped with a Python thread, so it needs no worker "
+                                "processes.")
     overwrite_cache: bool = Field(False, description="Ignore the preprocessing cache and rebuild it.")
     tokenized_path: str | None = Field(
         None, description="Folder to save the tokenized data to, or load it from when it exists.")
