@@ -62,10 +62,27 @@ def stage_kind(stage: str) -> str:
 
 # ----------------------------------------------------------------------------- rows → samples
 
+def _rows(spec: DatasetSpec, seed: int) -> Iterator[tuple[str, int, Any]]:
+    """The spec's rows; with num_samples, that many drawn at random (repeating rows when the file
+    has fewer), like LlamaFactory."""
+    if not spec.num_samples:
+        yield from iter_rows(spec.path)
+        return
+    rows = list(iter_rows(spec.path))
+    if not rows:
+        return
+    rng = np.random.default_rng(seed)
+    picks = rng.permutation(len(rows))[: spec.num_samples]
+    if spec.num_samples > len(rows):
+        picks = np.concatenate([picks, rng.choice(len(rows), spec.num_samples - len(rows))])
+    for i in picks.tolist():
+        yield rows[i]
+
+
 def _spec_samples(spec: DatasetSpec, stage: str, max_samples: int | None, errors: RowErrors,
-                  counter: list[int]) -> Iterator[tuple[str, Sample]]:
+                  counter: list[int], seed: int = 42) -> Iterator[tuple[str, Sample]]:
     taken = 0
-    for file, index, row in iter_rows(spec.path):
+    for file, index, row in _rows(spec, seed):
         if max_samples is not None and taken >= max_samples:
             return
         taken += 1
@@ -491,7 +508,8 @@ def _interleave(streams: list, probs: list[float], over: bool, seed: int) -> Ite
 
 
 def _mixed_samples(data, stage, specs, errors: RowErrors, counter: list[int], seed: int) -> Iterator:
-    streams = [lambda spec=spec: _spec_samples(spec, stage, data.max_samples, errors, counter) for spec in specs]
+    streams = [lambda spec=spec: _spec_samples(spec, stage, data.max_samples, errors, counter, seed)
+               for spec in specs]
     strategy = getattr(data, "mix_strategy", "concat")
     if strategy == "concat" or len(specs) == 1:
         for stream in streams:

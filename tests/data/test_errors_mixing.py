@@ -127,3 +127,27 @@ def test_streaming_matches_cached(packing, tokenizer, data_cache, repo):
         expected = [list(r) for r in cached.train["input_ids"]]
         assert [r["input_ids"] for r in rows] == expected[4:]
         assert [list(r) for r in streamed.eval["input_ids"]] == expected[:4]
+
+
+def test_num_samples_draws_with_repetition(tokenizer, data_cache, make_dataset):
+    folder = make_dataset({"d": ({"num_samples": 7}, [{"instruction": f"q{i}", "output": "A"} for i in range(3)])})
+    prepared = prepare_dataset(DataConfig(dataset=["d"], dataset_dir=str(folder)), "sft", tokenizer, **QUIET)
+    assert prepared.stats["kept"] == 7
+
+
+def test_llamafactory_data_keys(tmp_path):
+    from ftlab.engine.config import load_profile
+
+    path = tmp_path / "lf.yaml"
+    path.write_text("model_name_or_path: smollm2-135m-instruct\nstage: sft\ndo_train: true\nfinetuning_type: lora\n"
+                    "dataset: a,b\ntemplate: qwen\ncutoff_len: 512\nmax_samples: 100\nval_size: 0.1\n"
+                    "streaming: false\nbuffer_size: 128\nmix_strategy: interleave_under\ninterleave_probs: 0.7,0.3\n"
+                    "packing: false\nneat_packing: true\ntrain_on_prompt: false\nmask_history: true\n"
+                    "tokenized_path: /tmp/tok\npreprocessing_num_workers: 2\noverwrite_cache: true\n"
+                    "default_system: Be brief.\nenable_thinking: false\noutput_dir: out/x\n")
+    data = load_profile(str(path), []).profile.data
+    assert data.dataset == ["a", "b"] and data.template == "qwen" and data.cutoff_len == 512
+    assert data.max_samples == 100 and data.val_size == 0.1 and data.buffer_size == 128
+    assert data.mix_strategy == "interleave_under" and data.interleave_probs == [0.7, 0.3]
+    assert data.packing is True and data.mask_history is True and data.tokenized_path == "/tmp/tok"
+    assert data.overwrite_cache is True and data.default_system == "Be brief." and data.enable_thinking is False
