@@ -174,7 +174,7 @@ class Link:
         if self.endpoint.startswith("ipc://"):
             path = Path(self.endpoint[len("ipc://"):])
             if not path.exists():
-                raise LinkDown(f"no ftd socket at {path}")
+                raise LinkDown(f"no ftd socket at {path}; {client.START_HINT}")
             self.session = P.Session(key_path(self.endpoint).read_text().strip().encode())
         else:
             raise LinkDown("ftui connects over the local socket (ipc://); use ftctl for TCP endpoints")
