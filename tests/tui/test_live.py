@@ -152,6 +152,12 @@ async def _banner_and_resync(ftd, short_dir, helpers):
         assert "restarted" in app.banner[0]
         assert app.screen.query_one("#banner").has_class("-shown")
 
+        # A jump in the event sequence (lost updates) makes ftui take a fresh snapshot.
+        synced, seq = app.model.synced_at, app.model.seq
+        app.on_link_event("job.999", "job", seq + 5, {"id": 999, "state": "running"})
+        await helpers.until(pilot, lambda: app.model.synced_at > synced, 10, "the resync after a sequence gap")
+        assert 999 not in app.model.jobs and app.model.seq < seq + 5
+
         # Languages switch while running: F8 goes en → zh → ru → en, labels and hints follow.
         await pilot.press("f8")
         assert "任务" in str(app.screen.query_one("#title-bar").render())

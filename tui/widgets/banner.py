@@ -7,7 +7,7 @@ from textual.widgets import Static
 
 class Banner(Static):
     DEFAULT_CSS = """
-    Banner { dock: top; height: 1; display: none; background: $warning; color: $background; padding: 0 1; }
+    Banner { dock: top; height: auto; max-height: 3; display: none; background: $warning; color: $background; padding: 0 1; }
     Banner.-error { background: $error; color: $text; }
     Banner.-shown { display: block; }
     """
