@@ -28,7 +28,7 @@ from pathlib import Path
 import psutil
 import yaml
 
-from . import serve
+from . import safe_io, serve
 from .store import Job, JobState
 
 
@@ -46,10 +46,10 @@ def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
     os.replace(tmp, path)
 
 
-def read_exit(job_dir: Path, not_before: float | None = None) -> dict | None:
+def read_exit(job_dir: Path, not_before: float | None = None, owner_uid: int | None = None) -> dict | None:
     """The engine's exit record, if it wrote one for this attempt."""
     try:
-        record = json.loads((job_dir / "exit.json").read_text())
+        record = json.loads(safe_io.read_bytes(job_dir / "exit.json", owner_uid, size=1 << 20))
     except (OSError, ValueError):
         return None
     if not isinstance(record, dict) or record.get("status") not in ("succeeded", "failed", "cancelled"):
@@ -74,16 +74,16 @@ class Runner:
         job_dir = Path(job.job_dir)
         job_dir.mkdir(mode=0o700, exist_ok=True)
         profile = dict(job.profile)
-        write_atomic(job_dir / "profile.yaml",
-                     f"# job {job.id} ({job.name}) submitted by {job.owner}\n"
-                     + yaml.safe_dump(profile, sort_keys=False, allow_unicode=True))
-        owned = [job_dir, job_dir / "profile.yaml"]
+        uid, gid = (job.owner_uid, _user_gid(job.owner_uid)) if self.as_root and job.owner_uid != 0 else (None, None)
+        safe_io.write_atomic(job_dir / "profile.yaml",
+                             f"# job {job.id} ({job.name}) submitted by {job.owner}\n"
+                             + yaml.safe_dump(profile, sort_keys=False, allow_unicode=True), uid, gid)
+        owned = [job_dir]
         if job.stage == serve.STAGE:
             owned.append(serve.write_key(job_dir))
-        if self.as_root and job.owner_uid != 0:
-            gid = _user_gid(job.owner_uid)
-            for path in owned:
-                os.chown(path, job.owner_uid, gid)
+        if uid is not None:
+            for path in owned:  # never follow a link the job's user may have planted
+                os.chown(path, uid, gid, follow_symlinks=False)
         return job_dir
 
     def command(self, job: Job, devices: list[int]) -> list[str]:
@@ -124,11 +124,12 @@ class Runner:
         if job.stage == serve.STAGE:  # the new server writes its own address once it listens
             (job_dir / serve.READY_FILE).unlink(missing_ok=True)
         log_path = job_dir / "log.txt"
-        log = open(log_path, "ab", buffering=0)  # noqa: SIM115 (closed once the child holds it)
         user_kwargs = {}
+        uid = gid = None
         if self.as_root and job.owner_uid != 0:
-            gid = _user_gid(job.owner_uid)
-            os.chown(log_path, job.owner_uid, gid)
+            uid, gid = job.owner_uid, _user_gid(job.owner_uid)
+        log = safe_io.open_append(log_path, uid, gid)  # the user owns the folder: no links followed
+        if uid is not None:
             user_name = pwd.getpwuid(job.owner_uid).pw_name
             user_kwargs = {"user": job.owner_uid, "group": gid,
                            "extra_groups": os.getgrouplist(user_name, gid)}
@@ -137,7 +138,7 @@ class Runner:
                                      stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                      start_new_session=True, close_fds=True, umask=0o022, **user_kwargs)
         finally:
-            log.close()
+            os.close(log)
         self.children[job.id] = child
         try:
             started = psutil.Process(child.pid).create_time()
@@ -214,7 +215,7 @@ class Runner:
 
 def resolve(job: Job, returncode: int | None) -> Outcome:
     """Decide a finished job's state: its exit.json first, then its return code, else lost."""
-    record = read_exit(Path(job.job_dir), not_before=job.started)
+    record = read_exit(Path(job.job_dir), not_before=job.started, owner_uid=job.owner_uid)
     if record:
         state = JobState(record["status"])
         rc = record.get("returncode", returncode)

@@ -33,7 +33,7 @@ import zmq.asyncio
 from ftlab import __version__
 
 from . import protocol as P
-from . import serve
+from . import safe_io, serve
 from .auth import DEFAULT_ADMIN_GROUP, AuthError, Authority, CurveKeys, Identity, start_curve_authenticator
 from .runner import Runner, write_atomic
 from .scheduler import Request, Scheduler, discover
@@ -408,13 +408,13 @@ class Daemon:
 
         job = self._job_for(identity, body)
         data = job.to_dict(with_profile=True)
-        data["exit"] = read_exit(Path(job.job_dir)) if job.state.terminal else None
+        data["exit"] = read_exit(Path(job.job_dir), owner_uid=job.owner_uid) if job.state.terminal else None
         data["queue_position"] = None
         if job.state == JobState.QUEUED:
             data["queue_position"] = [j.id for j in self.store.queued()].index(job.id) + 1
         data["devices_held"] = job.devices if job.state in ACTIVE else []
         tail = self.tails.get(job.id)
-        data["last_metrics"] = tail[1].last_record if tail else _last_metrics(Path(job.job_dir))
+        data["last_metrics"] = tail[1].last_record if tail else _last_metrics(Path(job.job_dir), job.owner_uid)
         return data
 
     def on_logs(self, identity: Identity, body: dict) -> dict:
@@ -422,17 +422,20 @@ class Daemon:
         path = Path(job.job_dir) / "log.txt"
         max_bytes = min(int(body.get("max_bytes") or 1 << 20), 4 << 20)
         offset = int(body.get("offset") or 0)
-        try:
-            size = path.stat().st_size
-        except OSError:
-            size = 0
-        if offset < 0:
-            offset = max(0, size + offset)
-        data = b""
-        if offset < size:
-            with open(path, "rb") as handle:
-                handle.seek(offset)
-                data = handle.read(max_bytes)
+        data, size = b"", 0
+        try:  # the job's user owns the folder: no links, only their own regular file
+            with safe_io.open_read(path, job.owner_uid) as handle:
+                size = os.fstat(handle.fileno()).st_size
+                if offset < 0:
+                    offset = max(0, size + offset)
+                if offset < size:
+                    handle.seek(offset)
+                    data = handle.read(max_bytes)
+        except FileNotFoundError:
+            pass
+        except OSError as err:
+            raise ClientError(f"cannot read job {job.id}'s log: {err}", code="unsafe_file") from None
+        offset = max(offset, 0)
         return {"id": job.id, "offset": offset, "end": offset + len(data), "size": size,
                 "data": data.decode("utf-8", errors="replace"), "state": job.state.value}
 
@@ -442,7 +445,7 @@ class Daemon:
         job = self._job_for(identity, body)
         records = []
         try:
-            with open(Path(job.job_dir) / "metrics.jsonl", encoding="utf-8") as handle:
+            with safe_io.open_read(Path(job.job_dir) / "metrics.jsonl", job.owner_uid) as handle:
                 for line in handle:
                     try:
                         records.append(json.loads(line))
@@ -538,8 +541,9 @@ class Daemon:
 
     def _start_tail(self, job, from_end: bool = False) -> None:
         job_dir = Path(job.job_dir)
-        self.tails[job.id] = (Tail(job_dir / "log.txt", from_end=from_end),
-                              Tail(job_dir / "metrics.jsonl", from_end=from_end, json_lines=True))
+        self.tails[job.id] = (Tail(job_dir / "log.txt", from_end=from_end, owner_uid=job.owner_uid),
+                              Tail(job_dir / "metrics.jsonl", from_end=from_end, json_lines=True,
+                                   owner_uid=job.owner_uid))
 
     def _pump(self, job_id: int, owner_uid: int) -> None:
         log_tail, metrics_tail = self.tails[job_id]
@@ -687,11 +691,9 @@ class Daemon:
         self.store.close()
 
 
-def _last_metrics(job_dir: Path) -> dict | None:
-    import json
-
+def _last_metrics(job_dir: Path, owner_uid: int) -> dict | None:
     try:
-        with open(job_dir / "metrics.jsonl", "rb") as handle:
+        with safe_io.open_read(job_dir / "metrics.jsonl", owner_uid) as handle:
             handle.seek(0, 2)
             size = handle.tell()
             handle.seek(max(0, size - 65536))

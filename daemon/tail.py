@@ -11,12 +11,15 @@ import json
 import os
 from pathlib import Path
 
+from . import safe_io
+
 BATCH_BYTES = 256 * 1024
 
 
 class Tail:
-    def __init__(self, path: Path, from_end: bool = False, json_lines: bool = False):
+    def __init__(self, path: Path, from_end: bool = False, json_lines: bool = False, owner_uid: int | None = None):
         self.path = path
+        self.owner_uid = owner_uid
         self.json_lines = json_lines
         self.offset = 0
         self.last_record: dict | None = None
@@ -28,7 +31,7 @@ class Tail:
 
     def read(self) -> list[tuple[int, int, list]]:
         try:
-            with open(self.path, "rb") as handle:
+            with safe_io.open_read(self.path, self.owner_uid) as handle:
                 if os.fstat(handle.fileno()).st_size < self.offset:  # replaced (overwrite: true)
                     self.offset = 0
                 handle.seek(self.offset)

@@ -119,6 +119,36 @@ def test_users_see_and_control_only_their_jobs(start_ftd, short_dir, two_users, 
         jobs = root.request(P.JOBS, {"all": True})
         assert jobs["scope"] == "all" and [j["owner"] for j in jobs["jobs"]] == ["ftlabtesta"]
         assert root.request(P.SHOW, {"id": job_id})["owner_uid"] == ann.pw_uid
+        helpers.wait_for(lambda: root.request(P.SHOW, {"id": job_id})["state"] in client.TERMINAL_STATES, 60,
+                         what="ann's job to end")
+
+    # ann owns her job folder: she swaps log.txt for a link to a root-only file, then asks ftd (root)
+    # to read it and to resume the job (which opens and hands over log.txt). Neither may follow it.
+    secret = short_dir / "root-only"
+    secret.write_text("root's secret\n")
+    os.chmod(secret, 0o600)
+    log = job_dir / "log.txt"
+    log.unlink(missing_ok=True)
+    log.symlink_to(secret)
+    os.lchown(log, ann.pw_uid, ann.pw_gid)
+
+    def exploit():
+        found = {}
+        with client.Client(endpoint, timeout=5) as ftd:
+            try:
+                found["logs"] = ftd.request(P.LOGS, {"id": job_id})["data"]
+            except client.RequestFailed as err:
+                found["logs"] = err.code
+            found["resume"] = ftd.request(P.RESUME, {"id": job_id})["job"]["state"]
+        return found
+
+    result = as_user(ann, exploit)
+    assert result.get("ok", {}).get("logs") == "unsafe_file", result
+    with daemon.client() as root:
+        helpers.wait_for(lambda: root.request(P.SHOW, {"id": job_id})["state"] in client.TERMINAL_STATES, 30,
+                         what="the resumed job to end")
+        assert "could not start" in root.request(P.SHOW, {"id": job_id})["error"]
+    assert secret.read_text() == "root's secret\n" and os.stat(secret).st_uid == 0
 
 
 def test_jobs_run_as_their_submitter(two_users, short_dir):
