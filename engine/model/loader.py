@@ -125,6 +125,15 @@ def require_quant_package(method: str) -> None:
                         f"(pip install 'ftlab[{extra}]')")
 
 
+def check_prequantized(config, method: str, folder) -> None:
+    """GPTQ/AWQ train LoRA on a checkpoint that is already quantized with that method."""
+    found = getattr(config, "quantization_config", None) or {}
+    found = found if isinstance(found, dict) else found.to_dict()
+    if str(found.get("quant_method", "")).lower() != method:
+        raise UserError(f"method.quantization.method: {method} needs a {method.upper()}-quantized checkpoint; "
+                        f"{folder} is {found.get('quant_method') or 'not quantized'} (use bnb to quantize on load)")
+
+
 def quantization_config(method: MethodConfig | None, dtype: torch.dtype):
     """A BitsAndBytesConfig for bnb 4/8-bit, or None (none asked, or GPTQ/AWQ: the checkpoint has its own)."""
     if method is None:
@@ -220,6 +229,8 @@ def load_model(cfg: ModelConfig, folder: str | Path, *, training: bool = True, m
         attention = shift_attention(config, attention, cfg.tricks.shift_attn_group_ratio)
     if training:
         moe_aux_loss(config, cfg.moe_aux_loss_coef)
+    if method is not None and method.quantization.method != "bnb":
+        check_prequantized(config, method.quantization.method, folder)
     quant = quantization_config(method, dtype)
     kwargs = {}
     if quant is not None or (method is not None and method.quantization.method != "bnb"):

@@ -170,15 +170,26 @@ def test_qlora_8bit_on_cpu(tiny_llama, train_steps):
     assert moved and all("lora_" in n for n in moved)
 
 
-def test_gptq_without_package_names_the_extra(tiny_llama):
+def test_gptq_needs_a_gptq_checkpoint_and_its_package(tiny_llama, tmp_path):
     import importlib.util
+    import json
 
     from ftlab.errors import UserError
 
-    if importlib.util.find_spec("gptqmodel") is not None:
-        pytest.skip("gptqmodel is installed here")
-    with pytest.raises(UserError, match=r"gptq needs the gptqmodel package \(pip install 'ftlab\[gptq\]'\)"):
+    with pytest.raises(UserError, match="gptq needs a GPTQ-quantized checkpoint; .* is not quantized"):
         build(tiny_llama, method={"type": "lora", "quantization": {"method": "gptq"}})
+    if importlib.util.find_spec("gptqmodel") is not None:
+        return
+    fake = tmp_path / "gptq"
+    fake.mkdir()
+    for item in tiny_llama.iterdir():
+        (fake / item.name).symlink_to(item)
+    config = json.loads((tiny_llama / "config.json").read_text())
+    config["quantization_config"] = {"quant_method": "gptq", "bits": 4}
+    (fake / "config.json").unlink()
+    (fake / "config.json").write_text(json.dumps(config))
+    with pytest.raises(UserError, match=r"gptq needs the gptqmodel package \(pip install 'ftlab\[gptq\]'\)"):
+        build(fake, method={"type": "lora", "quantization": {"method": "gptq"}})
 
 
 def test_continue_from_an_existing_adapter(tiny_llama, tmp_path, train_steps):
