@@ -48,8 +48,6 @@ class DevicesScreen(FtScreen):
             table.update(t("dev.none"))
         else:
             table.update(devices_table(body, model.jobs, self.size.width))
-            if not body.get("devices"):
-                table.update(devices_table(body, model.jobs, self.size.width))
         host = body.get("host") or {}
         if host:
             self.query_one("#devices-host", Static).update(

@@ -110,8 +110,8 @@ class JobScreen(FtScreen):
         self.update_summary()
 
     @work(exclusive=True, group="job-catchup")
-    async def catch_up(self, until: int | None = None) -> None:
-        """Fetch the log bytes between what we have and `until` (after a gap or a resume)."""
+    async def catch_up(self) -> None:
+        """Fetch the log from what we have onwards (after a gap in the log events, or a resume)."""
         try:
             logs = await self.app.link.call(P.LOGS, {"id": self.job_id, "offset": self.log_end})
         except (LinkDown, RemoteError):
@@ -130,7 +130,7 @@ class JobScreen(FtScreen):
                 self.log_view.add_lines(body.get("lines", []))
                 self.log_end = body["end"]
             else:
-                self.catch_up(body.get("end"))
+                self.catch_up()
         elif kind == P.EV_METRICS and int(body.get("job", -1)) == self.job_id:
             self.update_curves()
             self.update_summary()

@@ -95,6 +95,8 @@ class NewRunScreen(FtScreen):
 
     def on_mount(self) -> None:
         super().on_mount()
+        self.controls = {spec.key: self.query_one("#" + wid(spec.key)) for spec in self.specs}
+        self.errors = {spec.key: self.query_one("#" + wid(spec.key) + "-err", Static) for spec in self.specs}
         files = profile_files()
         pending = getattr(self.app, "pending_new_run", None)
         if pending:
@@ -115,7 +117,7 @@ class NewRunScreen(FtScreen):
     def values(self) -> dict:
         out = {}
         for spec in self.specs:
-            widget = self.query_one("#" + wid(spec.key))
+            widget = self.controls[spec.key]
             if spec.kind == "choice":
                 out[spec.key] = None if widget.value is Select.NULL else widget.value
             elif spec.kind == "switch":
@@ -128,7 +130,7 @@ class NewRunScreen(FtScreen):
         self._loading = True
         for spec in self.specs:
             value = form.get_path(data, spec.key, spec.default)
-            widget = self.query_one("#" + wid(spec.key))
+            widget = self.controls[spec.key]
             if spec.kind == "choice":
                 widget.value = value if value in spec.options else (Select.NULL if spec.optional else spec.default)
             elif spec.kind == "switch":
@@ -186,7 +188,7 @@ class NewRunScreen(FtScreen):
                 general.append(str(problem))
         for spec in self.specs:
             messages = by_key.get(spec.key)
-            err = self.query_one("#" + wid(spec.key) + "-err", Static)
+            err = self.errors[spec.key]
             err.update("\n".join(messages) if messages else "")
             err.set_class(bool(messages), "shown")
         status = self.query_one("#new-status", Static)
