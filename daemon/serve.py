@@ -23,7 +23,6 @@ Everything here is torch-free (stdlib HTTP): it runs inside ftd.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import time
 import urllib.error
@@ -31,6 +30,8 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+from . import safe_io
 
 STAGE = "serve"
 KEY_FILE = "serve.key"
@@ -85,25 +86,22 @@ def command(python: str, job) -> list[str]:
 def write_key(job_dir: Path) -> Path:
     """A fresh API key for the job's server (0600); the runner hands it over as $FTLAB_API_KEY."""
     path = job_dir / KEY_FILE
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(secrets.token_hex(24))
-    os.replace(tmp, path)
+    # the job's user owns job_dir: a fresh O_EXCL temp name, never a planted link (daemon/safe_io.py)
+    safe_io.write_atomic(path, secrets.token_hex(24), mode=0o600)
     return path
 
 
 def api_key(job_dir: Path) -> str | None:
     try:
-        return (job_dir / KEY_FILE).read_text().strip() or None
-    except OSError:
+        return safe_io.read_bytes(job_dir / KEY_FILE, size=4096).decode().strip() or None
+    except (OSError, UnicodeDecodeError):
         return None
 
 
 def endpoint(job_dir: Path) -> dict | None:
     """{url, port, model, ...} once the job's server listens (and after it was (re)started)."""
     try:
-        info = json.loads((job_dir / READY_FILE).read_text())
+        info = json.loads(safe_io.read_bytes(job_dir / READY_FILE, size=1 << 16))
     except (OSError, ValueError):
         return None
     return info if isinstance(info, dict) and isinstance(info.get("url"), str) else None
