@@ -369,15 +369,20 @@ def start_daemon(state_dir: str | Path | None = None, endpoint: str | None = Non
     if log_file:
         output.close()
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise DaemonUnavailable(f"ftd exited at start with code {process.returncode}"
-                                    + (f" (see {log_file})" if log_file else ""))
-        try:
-            with Client(endpoint, timeout=0.5, retries=1) as probe:
-                probe.request(P.PING)
-            return DaemonProcess(process, endpoint, state_dir)
-        except DaemonUnavailable:
-            time.sleep(0.1)
-    process.kill()
-    raise DaemonUnavailable(f"ftd did not answer within {timeout:.0f}s at {endpoint}")
+    try:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise DaemonUnavailable(f"ftd exited at start with code {process.returncode}"
+                                        + (f" (see {log_file})" if log_file else ""))
+            try:
+                with Client(endpoint, timeout=0.5, retries=1) as probe:
+                    probe.request(P.PING)
+                return DaemonProcess(process, endpoint, state_dir)
+            except DaemonUnavailable:
+                time.sleep(0.1)
+        raise DaemonUnavailable(f"ftd did not answer within {timeout:.0f}s at {endpoint}")
+    except BaseException:  # never leave a daemon behind that nobody will stop
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        raise
