@@ -15,13 +15,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from .registry import DatasetSpec
+from .registry import OPENAI_TAGS, DatasetSpec
 
 USER, ASSISTANT, OBSERVATION, FUNCTION = "user", "assistant", "observation", "function"
 _PROMPT_ROLES = (USER, OBSERVATION)
 _RESPONSE_ROLES = (ASSISTANT, FUNCTION)
-OPENAI_TAGS = {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant",
-               "observation_tag": "tool", "function_tag": "function_call", "system_tag": "system"}
 
 
 class RowError(Exception):
@@ -126,13 +124,11 @@ def _bool(value: Any) -> bool:
 
 def _tags_for(spec: DatasetSpec, messages: list) -> dict[str, str]:
     tags = spec.tags
-    if spec.formatting == "openai":
-        return {**OPENAI_TAGS, **{k: v for k, v in tags.items() if k not in OPENAI_TAGS or v != tags.get(k)}}
-    # OpenAI-style messages registered as sharegpt without tags: recognise role/content
+    # OpenAI-style messages registered as sharegpt with the default tags: recognise role/content
     first = messages[0] if messages else None
-    if (isinstance(first, dict) and tags.get("role_tag") == "from" and "from" not in first
-            and "role" in first and "content" in first):
-        return dict(OPENAI_TAGS)
+    if (spec.formatting == "sharegpt" and isinstance(first, dict) and tags.get("role_tag") == "from"
+            and "from" not in first and "role" in first and "content" in first):
+        return OPENAI_TAGS
     return tags
 
 
@@ -162,7 +158,7 @@ def _sharegpt(spec: DatasetSpec, row: dict, stage: str) -> Sample:
     tags = _tags_for(spec, raw)
     role_map = {tags["user_tag"]: USER, tags["assistant_tag"]: ASSISTANT,
                 tags["observation_tag"]: OBSERVATION, tags["function_tag"]: FUNCTION, tags["system_tag"]: "system"}
-    if tags is OPENAI_TAGS or tags.get("role_tag") == "role":
+    if tags.get("role_tag") == "role":
         role_map.setdefault("tool", OBSERVATION)
     system = _text(_get(row, spec.column("system"))) or None
     messages = []

@@ -3,7 +3,8 @@
     specs = load_registry("profiles/data", ["alpaca_demo", "identity"])
 
 Each entry names a local file or folder (`file_name`), its `formatting` (alpaca or sharegpt),
-`columns`, ShareGPT `tags`, `ranking` for preference data, `split` and `num_samples`. A
+`columns`, ShareGPT `tags` (formatting `openai` is sharegpt with OpenAI's role/content tags;
+a sharegpt file whose messages use role/content is recognised as such too), `ranking` for preference data, `split` and `num_samples`. A
 `hf_hub_url` entry cannot be fetched here (no hub access) and is reported as such. Every
 problem in the file or the requested names is reported together, with the file and key.
 """
@@ -31,6 +32,8 @@ SHAREGPT_COLUMNS = {"messages": "conversations", "system": None, "tools": None,
 SHAREGPT_TAGS = {"role_tag": "from", "content_tag": "value", "user_tag": "human",
                  "assistant_tag": "gpt", "observation_tag": "observation", "function_tag": "function_call",
                  "system_tag": "system"}
+OPENAI_TAGS = {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant",
+               "observation_tag": "tool", "function_tag": "function_call", "system_tag": "system"}
 _ENTRY_KEYS = {"file_name", "hf_hub_url", "ms_hub_url", "om_hub_url", "script_url", "cloud_file_name",
                "formatting", "columns", "tags", "ranking", "split", "num_samples", "subset", "folder",
                "load_from"}
@@ -42,7 +45,7 @@ class DatasetSpec:
 
     name: str
     path: Path                     # the file or folder
-    formatting: str                # "alpaca" | "sharegpt" | "openai" (messages with role/content)
+    formatting: str                # "alpaca" | "sharegpt" | "openai" (OpenAI messages: role/content)
     columns: dict[str, str | None]
     tags: dict[str, str] = field(default_factory=dict)
     ranking: bool = False
@@ -70,7 +73,7 @@ def _entry(name: str, raw: Any, root: Path, source: str, problems: list[Problem]
     formatting = raw.get("formatting", "alpaca")
     if formatting not in ("alpaca", "sharegpt", "openai"):
         problems.append(Problem(source, None, f"{name}.formatting",
-                                f"expected alpaca or sharegpt, got {formatting!r}"))
+                                f"expected alpaca, sharegpt or openai, got {formatting!r}"))
         return None
     columns_raw = raw.get("columns") or {}
     tags_raw = raw.get("tags") or {}
@@ -86,8 +89,10 @@ def _entry(name: str, raw: Any, root: Path, source: str, problems: list[Problem]
             problems.append(Problem(source, None, f"{name}.tags.{key}",
                                     f"unknown tag key; expected one of {', '.join(TAG_KEYS)}"))
     columns = dict(ALPACA_COLUMNS if formatting == "alpaca" else SHAREGPT_COLUMNS)
+    if formatting == "openai":
+        columns["messages"] = "messages"
     columns.update(columns_raw)
-    tags = dict(SHAREGPT_TAGS) if formatting != "alpaca" else {}
+    tags = {"alpaca": {}, "sharegpt": SHAREGPT_TAGS, "openai": OPENAI_TAGS}[formatting].copy()
     tags.update(tags_raw)
     path = Path(raw["file_name"])
     if not path.is_absolute():
