@@ -44,12 +44,17 @@ def _jinja_messages(sample: Sample, system: str | None) -> list[dict]:
     return out
 
 
-def train_span(response: str, stop: str | None) -> int:
-    """Characters of `response` to train on: up to and including the last stop token."""
+def train_span(response: str, stop: str | None, content: str | None = None) -> int:
+    """Characters of `response` to train on: up to and including the last stop token; without
+    one, the reply as written minus the whitespace the template adds after the content."""
     if stop:
         at = response.rfind(stop)
         if at >= 0:
             return at + len(stop)
+    if content is not None:
+        end = response.rfind(content)
+        if end >= 0:
+            return max(end + len(content), len(response.rstrip()))
     return len(response)
 
 
@@ -92,7 +97,7 @@ class AutoRenderer:
                                 "with data.template")
             response = full[len(prefix):]
             turns.append(Turn(prompt=prefix[len(done):], response=response,
-                              train_chars=train_span(response, self.stop)))
+                              train_chars=train_span(response, self.stop, message["content"])))
             done = full
         if not turns:
             raise RowError("no assistant turn")
