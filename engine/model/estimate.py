@@ -223,7 +223,7 @@ def estimate(profile, shape: Shape, *, method: str | None = None, quant_bits: in
 
     logits = 0.0 if liger else tokens * shape.vocab * (2 + 4 + 4)
     if liger:
-        notes.append("liger fused linear cross-entropy: logits never materialised")
+        notes.append("liger (on a GPU): fused linear cross-entropy, the logits are never materialised")
     base = weights + gradients + optimizer + activations + logits
     parts = {
         "weights": weights / GIB,
