@@ -51,7 +51,8 @@ def _views(stage_kind: str, row: dict) -> list[tuple[str, list, list | None]]:
         tag = "desirable" if row["kto_tag"] else "undesirable"
         return [(tag, row["input_ids"], row["labels"])]
     if stage_kind == "unsupervised":
-        return [("prompt", row["input_ids"], None), ("reference", row["labels"], row["labels"])]
+        reference = [t for t in row["labels"] if t != -100]
+        return [("prompt", row["input_ids"], None), ("reference", reference, reference)]
     return [("", row["input_ids"], row["labels"])]
 
 
