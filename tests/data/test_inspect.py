@@ -33,3 +33,16 @@ def test_inspect_rich(tmp_path, repo, data_cache, capsys):
 def test_inspect_bad_data_exits_2(tmp_path, repo, data_cache, capsys):
     assert main(["data", "inspect", str(_profile(tmp_path, repo, dataset="nope"))]) == 2
     assert "nope: no such dataset" in capsys.readouterr().err
+
+
+def test_inspect_views_per_stage(tmp_path, data_cache, make_dataset, capsys):
+    folder = make_dataset({"p": ({"ranking": True, "columns": {"prompt": "q", "chosen": "c", "rejected": "r"}},
+                                 [{"q": "Say hi", "c": "Hi!", "r": "No.", "output": "Hi!"}])})
+    profile = tmp_path / "dpo.yaml"
+    profile.write_text(f"stage: dpo\ndata:\n  dataset: [p]\n  dataset_dir: {folder}\n")
+    assert main(["data", "inspect", str(profile), "--json"]) == 0
+    sample = json.loads(capsys.readouterr().out)["samples"][0]
+    assert set(sample) == {"chosen", "rejected"}
+    assert main(["data", "inspect", str(profile), "--stage", "predict", "--json"]) == 0
+    sample = json.loads(capsys.readouterr().out)["samples"][0]
+    assert "".join(s["text"] for s in sample["prompt"]["segments"]).endswith("<|im_start|>assistant\n")
