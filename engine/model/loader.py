@@ -250,9 +250,11 @@ def load_model(cfg: ModelConfig, folder: str | Path, *, training: bool = True, m
         if want_liger(cfg.tricks.liger_kernel, config.model_type):
             apply_liger(model)
         if cfg.gradient_checkpointing:
+            # Non-reentrant checkpointing needs no input that requires grad, so backward stops at the
+            # lowest trainable layer: freeze-tuning the last N layers never backpropagates through
+            # the frozen ones (enable_input_require_grads() would force it through all of them).
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             model.config.use_cache = False
-            model.enable_input_require_grads()
         model.train()
     else:
         model.eval()
