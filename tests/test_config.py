@@ -178,3 +178,10 @@ def test_ftctl_validate_exit_codes(tmp_path):
     missing = subprocess.run([sys.executable, "-m", "ftlab.cli", "validate", str(tmp_path / "nope.yaml")],
                              capture_output=True, text=True)
     assert missing.returncode == 2 and "no such profile file" in missing.stderr
+
+
+def test_cross_section_check_streaming_needs_max_steps(tmp_path):
+    path = write(tmp_path, "stage: sft\ndata:\n  streaming: true\n")
+    with pytest.raises(ProblemsError, match="data.streaming needs train.max_steps"):
+        load_profile(path)
+    assert load_profile(path, ["train.max_steps=10"]).profile.data.streaming

@@ -105,13 +105,25 @@ def test_bad_inputs_exit_2_without_traceback(tmp_path, tiny_llama):
 
 
 @pytest.mark.slow
-def test_smollm2_lora_loss_falls(tmp_path, smollm2_dir):
+def test_smollm2_lora_learns_its_new_name(tmp_path, smollm2_dir):
+    """The demo's fine-tune, shortened: the loss falls, and the adapter answers a question it was
+    not trained on with its new identity (the base model does not know the name)."""
     out = tmp_path / "smol"
-    result = ftctl_run(REPO / "profiles/demo_lora_sft.yaml", f"output.dir={out}", "train.max_steps=6",
-                       "train.batch_size=4", "data.dataset=[identity]", "train.lr_scheduler=constant")
+    result = ftctl_run(REPO / "profiles/demo_lora_sft.yaml", f"output.dir={out}", "train.max_steps=12",
+                       "data.dataset=[identity]", "train.lr_scheduler=constant")
     assert result.returncode == 0, result.stderr[-3000:]
-    losses = [r["loss"] for r in check_run_files(out, 6)]
-    assert sum(losses[-2:]) / 2 < 0.8 * sum(losses[:2]) / 2, losses
+    losses = [r["loss"] for r in check_run_files(out, 12)]
+    assert sum(losses[-3:]) / 3 < 0.5 * sum(losses[:3]) / 3, losses
+
+    def ask(*adapter: str) -> str:
+        chat = subprocess.run([sys.executable, "-m", "ftlab.cli", "chat", "smollm2-135m-instruct", *adapter,
+                               "--message", "Tell me who you are, please.", "--max-tokens", "30"],
+                              capture_output=True, text=True, timeout=300)
+        assert chat.returncode == 0, chat.stderr[-2000:]
+        return chat.stdout
+
+    assert "ftlab assistant" in ask("--adapter", str(out / "final"))
+    assert "ftlab" not in ask()
 
 
 @pytest.mark.slow

@@ -238,6 +238,12 @@ class Profile(Section):
     train: TrainConfig = Field(default_factory=TrainConfig, description="Optimizer and schedule.")
     output: OutputConfig = Field(default_factory=OutputConfig, description="Where results go.")
 
+    @model_validator(mode="after")
+    def _check_across_sections(self):
+        if self.data.streaming and not self.train.max_steps:
+            raise ValueError("data.streaming needs train.max_steps: a stream has no length to count epochs by")
+        return self
+
 
 def field_docs(model: type[BaseModel] = Profile, prefix: str = "") -> dict[str, str]:
     """Dotted key → description, type and default, for help texts and forms."""

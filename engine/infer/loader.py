@@ -49,9 +49,10 @@ def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
 
 def load(source: ModelSource, device: str = "auto", dtype: str = "auto") -> Loaded:
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
 
-    hf_logging.disable_progress_bar()
+    from ftlab.engine.quiet import quiet_libraries
+
+    quiet_libraries()
     dev = pick_device(device)
     torch_dtype = pick_dtype(dtype, dev)
     try:

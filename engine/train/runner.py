@@ -159,6 +159,7 @@ def run_profile(loaded: LoadedProfile, run_dir: Path, display) -> RunResult:
     from ftlab.engine.data import make_collator, prepare_dataset
     from ftlab.engine.model.loader import load_model, load_tokenizer
     from ftlab.engine.model.resolve import resolve_model
+    from ftlab.engine.quiet import quiet_libraries
 
     from .callbacks import MetricsCallback, MetricsWriter, StopOnSignal, peak_memory_gib
     from .methods import apply_method, make_optimizer, trainable_summary, training_overrides
@@ -169,7 +170,7 @@ def run_profile(loaded: LoadedProfile, run_dir: Path, display) -> RunResult:
                         f"(available: {', '.join(TRAINING_STAGES)})")
     started = time.perf_counter()
     stopper = StopOnSignal()
-    _quiet_library_progress_bars()
+    quiet_libraries()
 
     # 1. run dir and resolved config
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -237,15 +238,6 @@ def run_profile(loaded: LoadedProfile, run_dir: Path, display) -> RunResult:
         plot_loss(run_dir / "metrics.jsonl", run_dir / "loss.png")
     return RunResult(run_dir, final, trainer.state.global_step, output.training_loss,
                      summary["runtime_s"], summary)
-
-
-def _quiet_library_progress_bars() -> None:
-    """Our progress display and metrics.jsonl report progress; the libraries' bars only clutter log.txt."""
-    import datasets
-    import transformers
-
-    transformers.utils.logging.disable_progress_bar()
-    datasets.disable_progress_bars()
 
 
 def _scalars(summary: dict) -> dict:
