@@ -154,12 +154,14 @@ def save_final(model, tokenizer, run_dir: Path) -> Path:
 
 def run_profile(loaded: LoadedProfile, run_dir: Path, display) -> RunResult:
     """Train `loaded.profile` into `run_dir`; raises UserError, Cancelled or any failure."""
+    from ftlab.engine.quiet import quiet_libraries
+
+    quiet_libraries()  # before peft/bitsandbytes are imported: bnb speaks at import time
     from transformers import PrinterCallback, Trainer, set_seed
 
     from ftlab.engine.data import make_collator, prepare_dataset
     from ftlab.engine.model.loader import load_model, load_tokenizer
     from ftlab.engine.model.resolve import resolve_model
-    from ftlab.engine.quiet import quiet_libraries
 
     from .callbacks import MetricsCallback, MetricsWriter, StopOnSignal, peak_memory_gib
     from .methods import apply_method, make_optimizer, trainable_summary, training_overrides
@@ -170,7 +172,6 @@ def run_profile(loaded: LoadedProfile, run_dir: Path, display) -> RunResult:
                         f"(available: {', '.join(TRAINING_STAGES)})")
     started = time.perf_counter()
     stopper = StopOnSignal()
-    quiet_libraries()
 
     # 1. run dir and resolved config
     run_dir.mkdir(parents=True, exist_ok=True)
