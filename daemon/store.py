@@ -186,14 +186,7 @@ class Store:
 
     def list_dicts(self, owner_uid: int | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         """Like `list`, as plain dicts straight from the rows (the listing RPC: 10,000 rows fast)."""
-        sql = f"SELECT {','.join(_SUMMARY)} FROM jobs"
-        params: list[Any] = []
-        if owner_uid is not None:
-            sql += " WHERE owner_uid=?"
-            params.append(owner_uid)
-        sql += " ORDER BY id DESC"
-        if limit:
-            sql += f" LIMIT {int(limit)}"
+        sql, params = _summary_query(owner_uid, limit)
         rows = []
         for row in self.db.execute(sql, params):
             data = dict(row)
@@ -213,14 +206,7 @@ class Store:
             elif column == "cancel_requested":
                 value = "json(CASE WHEN cancel_requested THEN 'true' ELSE 'false' END)"
             fields.append(f"'{column}', {value}")
-        inner = f"SELECT {','.join(_SUMMARY)} FROM jobs"
-        params: list[Any] = []
-        if owner_uid is not None:
-            inner += " WHERE owner_uid=?"
-            params.append(owner_uid)
-        inner += " ORDER BY id DESC"
-        if limit:
-            inner += f" LIMIT {int(limit)}"
+        inner, params = _summary_query(owner_uid, limit)
         sql = f"SELECT json_group_array(json_object({', '.join(fields)})) FROM ({inner})"
         return self.db.execute(sql, params).fetchone()[0].encode()
 
@@ -260,3 +246,16 @@ class Store:
         assignments = ",".join(f"{key}=?" for key in fields)
         with self._lock:
             self.db.execute(f"UPDATE jobs SET {assignments} WHERE id=?", [*fields.values(), job_id])
+
+
+def _summary_query(owner_uid: int | None, limit: int | None) -> tuple[str, list[Any]]:
+    """The listing's SELECT (summary columns, newest first, optionally one owner's and limited)."""
+    sql = f"SELECT {','.join(_SUMMARY)} FROM jobs"
+    params: list[Any] = []
+    if owner_uid is not None:
+        sql += " WHERE owner_uid=?"
+        params.append(owner_uid)
+    sql += " ORDER BY id DESC"
+    if limit:
+        sql += f" LIMIT {int(limit)}"
+    return sql, params
