@@ -127,11 +127,13 @@ class PeakSampler:
     def _nvml_reader(self):
         try:
             import pynvml
-
+        except ImportError:  # no nvidia-ml-py
+            return None
+        try:
             pynvml.nvmlInit()
             handle = pynvml.nvmlDeviceGetHandleByIndex(self.index)
             return lambda: pynvml.nvmlDeviceGetMemoryInfo(handle).used
-        except (ImportError, OSError, RuntimeError, AttributeError):  # no nvidia-ml-py or no driver
+        except (pynvml.NVMLError, OSError):  # no driver library, or no such device
             return None
 
     def _smi_reader(self):
@@ -247,7 +249,9 @@ def parse_args(argv=None):
     parser.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp16", "fp32"))
     parser.add_argument("--models-dir", default=os.environ.get("FTLAB_BENCH_MODELS", "/tmp/ftlab-bench-models"),
                         help="where the random model is saved (reused between runs)")
-    parser.add_argument("--out", help="write the results as JSON here")
+    parser.add_argument("--out", help="write the results as JSON here (rewritten after each method)")
+    parser.add_argument("--timeout", type=float, default=None,
+                        help="seconds one method may run before it is stopped and recorded as timed out")
     parser.add_argument("--child", help=argparse.SUPPRESS)  # internal: run one method, print one JSON line
     parser.add_argument("--build-only", action="store_true", help=argparse.SUPPRESS)  # internal
     return parser.parse_args(argv)
@@ -267,13 +271,20 @@ def main(argv=None) -> int:
     # built in a child process, so this one never holds a CUDA context or cached memory
     subprocess.run([sys.executable, "-m", "ftlab.engine.bench.methods", "--build-only", "--shape", args.shape,
                     "--models-dir", str(root)], check=True)
+    setup = {"shape": args.shape, "batch": args.batch, "seq": args.seq, "steps": args.steps,
+             "command": " ".join(["python -m ftlab.engine.bench.methods"] + (argv or sys.argv[1:])),
+             "device": _device_name(), "date": time.strftime("%Y-%m-%d"), "versions": _versions()}
     results = []
     for method in [m.strip() for m in args.methods.split(",") if m.strip()]:
         command = [sys.executable, "-m", "ftlab.engine.bench.methods", "--child", method, "--shape", args.shape,
                    "--steps", str(args.steps), "--batch", str(args.batch), "--seq", str(args.seq),
                    "--dtype", args.dtype, "--precision", args.precision, "--models-dir", str(root)]
         started = time.perf_counter()
-        proc = subprocess.run(command, capture_output=True, text=True, check=False)
+        try:
+            proc = subprocess.run(command, capture_output=True, text=True, check=False, timeout=args.timeout)
+        except subprocess.TimeoutExpired as exc:
+            proc = subprocess.CompletedProcess(command, -9, _text(exc.stdout),
+                                               _text(exc.stderr) + f"\ntimed out after {args.timeout:.0f} s")
         lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
         if proc.returncode != 0 or not lines:
             result = {"method": method, "error": (proc.stderr or proc.stdout)[-3000:], "returncode": proc.returncode}
@@ -287,12 +298,19 @@ def main(argv=None) -> int:
             print(f"{method:<14} {result['tokens_per_s']:>10,.0f} tok/s  peak {result['peak_gib_nvml']} GiB (nvml), "
                   f"{result['peak_reserved_gib']} GiB reserved, estimate {result['estimate_gib']} GiB, "
                   f"loss {result['final_loss']:.3f}, norm {result['norm_class']}", flush=True)
-    setup = {"shape": args.shape, "batch": args.batch, "seq": args.seq, "steps": args.steps,
-             "command": " ".join(["python -m ftlab.engine.bench.methods"] + (argv or sys.argv[1:])),
-             "device": _device_name(), "date": time.strftime("%Y-%m-%d"), "versions": _versions()}
-    if args.out:
-        Path(args.out).write_text(json.dumps({"setup": setup, "results": results}, indent=2))
+        if args.out:  # after every method, so a run cut short still leaves what it measured
+            _write_json(Path(args.out), {"setup": setup, "results": results})
     return 0 if all("error" not in r for r in results) else 1
+
+
+def _text(data) -> str:
+    return data.decode(errors="replace") if isinstance(data, bytes) else (data or "")
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
 
 
 def _device_name() -> str:
