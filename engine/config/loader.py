@@ -202,6 +202,7 @@ def resolve_paths(profile: Profile, base: str | Path) -> Profile:
         data["model"]["name_or_path"] = absolute(name)
     data["model"]["adapter"] = absolute(data["model"]["adapter"])
     data["data"]["dataset_dir"] = absolute(data["data"]["dataset_dir"])
+    data["eval"]["task_dir"] = absolute(data["eval"]["task_dir"])
     data["output"]["dir"] = absolute(data["output"]["dir"])
     resume = data["train"]["resume_from_checkpoint"]
     if resume and resume not in ("last", "true", "True"):

@@ -230,6 +230,51 @@ class OutputConfig(Section):
     )
 
 
+class EvalConfig(Section):
+    """The eval stage: multiple-choice benchmarks (MMLU, CMMLU, C-Eval) read from local CSV folders."""
+
+    task: str | None = Field(
+        None, description="Benchmark folder under task_dir, optionally with its split as LlamaFactory names tasks "
+        "(mmlu_test, cmmlu_test, ceval_validation); none: task_dir is the benchmark folder itself.")
+    task_dir: str = Field(
+        "evaluation", description="Folder holding the benchmark folders, each with dev/ and val/ or test/ CSV files "
+        "in MMLU's, CMMLU's or C-Eval's own layout (an optional mapping.json names subjects and categories).")
+    split: Literal["dev", "val", "validation", "test"] | None = Field(
+        None, description="Split to score (default: the task name's suffix, else test); the shots come from dev.")
+    n_shot: int = Field(5, ge=0, description="Solved dev questions shown before each question (k-shot).")
+    lang: Literal["en", "zh"] = Field(
+        "en", description="Language of the prompt wording: en (MMLU) or zh (CMMLU, C-Eval).")
+    batch_size: int = Field(4, ge=1, description="Questions scored per forward pass.")
+    subjects: list[str] = Field(
+        default_factory=list, description="Only these subjects (file names without the split suffix); empty: all.")
+    max_samples: int | None = Field(None, ge=1, description="Score at most this many questions per subject.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_subject_list(cls, values):
+        if isinstance(values, dict) and isinstance(values.get("subjects"), str):
+            values = dict(values)
+            values["subjects"] = [s.strip() for s in values["subjects"].split(",") if s.strip()]
+        return values
+
+
+class GenerateConfig(Section):
+    """How the predict stage generates (Hugging Face generate)."""
+
+    max_new_tokens: int = Field(512, ge=1, description="Most tokens generated per prompt.")
+    do_sample: bool = Field(
+        False, description="Sample with temperature/top_p/top_k; false (the default, unlike LlamaFactory): greedy, "
+        "so predictions are reproducible.")
+    temperature: float = Field(0.95, gt=0, description="Sampling temperature (do_sample only).")
+    top_p: float = Field(0.7, gt=0, le=1, description="Nucleus sampling: smallest token set with this probability.")
+    top_k: int = Field(50, ge=0, description="Sample among the k most likely tokens (0: no limit).")
+    num_beams: int = Field(1, ge=1, description="Beam search width (1: none).")
+    repetition_penalty: float = Field(1.0, gt=0, description="Penalty on tokens already generated (1: none).")
+    length_penalty: float = Field(1.0, description="Beam search: exponent on the length when ranking beams.")
+    batch_size: int = Field(8, ge=1, description="Prompts generated together (left-padded).")
+    skip_special_tokens: bool = Field(True, description="Drop special tokens from the decoded predictions.")
+
+
 class Profile(Section):
     stage: Stage = Field("sft", description="Training stage: " + ", ".join(STAGES) + ".")
     model: ModelConfig = Field(default_factory=ModelConfig, description="Which model and how to load it.")
@@ -237,6 +282,8 @@ class Profile(Section):
     data: DataConfig = Field(default_factory=DataConfig, description="Which data and how it is prepared.")
     train: TrainConfig = Field(default_factory=TrainConfig, description="Optimizer and schedule.")
     output: OutputConfig = Field(default_factory=OutputConfig, description="Where results go.")
+    eval: EvalConfig = Field(default_factory=EvalConfig, description="eval stage: which benchmark and how.")
+    generate: GenerateConfig = Field(default_factory=GenerateConfig, description="predict stage: decoding settings.")
 
     @model_validator(mode="after")
     def _check_across_sections(self):
