@@ -126,6 +126,26 @@ def _pure_bf16(value: Any) -> list[tuple[str, Any]]:
     return [("model.dtype", "bf16"), ("train.precision", "bf16")] if value else []
 
 
+# ---- evaluation and prediction keys (`llamafactory-cli eval` and do_predict configs)
+
+def _task(value: Any) -> list[tuple[str, Any]]:
+    # LlamaFactory's eval configs have no stage key: naming a benchmark task makes the run an eval
+    return [("eval.task", value), ("stage", "eval")]
+
+
+def _do_predict(value: Any) -> list[tuple[str, Any]]:
+    if not isinstance(value, bool):
+        raise ValueError(f"expected true or false, got {value!r}")
+    return [("stage", "predict")] if value else []
+
+
+def _predict_with_generate(value: Any) -> list[tuple[str, Any]]:
+    if value is not True:
+        raise ValueError("ftlab's predict stage always generates; predict_with_generate: false "
+                         "(teacher-forced argmax predictions) is not supported")
+    return []
+
+
 TRANSLATIONS: dict[str, Converter] = {
     "model_name_or_path": _to("model.name_or_path"),
     "trust_remote_code": _to("model.trust_remote_code"),
@@ -206,6 +226,25 @@ TRANSLATIONS: dict[str, Converter] = {
     "moe_aux_loss_coef": _to("model.moe_aux_loss_coef"),
     "disable_gradient_checkpointing": _no_checkpointing,
     "pure_bf16": _pure_bf16,
+    "task": _task,
+    "task_dir": _to("eval.task_dir"),
+    "n_shot": _to("eval.n_shot"),
+    "lang": _to("eval.lang"),
+    "batch_size": _to("eval.batch_size"),
+    "save_dir": _to("output.dir"),
+    "do_predict": _do_predict,
+    "predict_with_generate": _predict_with_generate,
+    "eval_dataset": _comma_list("data.dataset"),
+    "per_device_eval_batch_size": _to("generate.batch_size"),
+    "max_new_tokens": _to("generate.max_new_tokens"),
+    "do_sample": _to("generate.do_sample"),
+    "temperature": _to("generate.temperature"),
+    "top_p": _to("generate.top_p"),
+    "top_k": _to("generate.top_k"),
+    "num_beams": _to("generate.num_beams"),
+    "repetition_penalty": _to("generate.repetition_penalty"),
+    "length_penalty": _to("generate.length_penalty"),
+    "skip_special_tokens": _to("generate.skip_special_tokens"),
 }
 
 # Keys that identify a LlamaFactory config (no ftlab profile has them at the top level).
@@ -226,9 +265,14 @@ def translate(data: dict[str, Any], lines: dict[tuple, int], source: str
     nested: dict[str, Any] = {}
     new_lines: dict[tuple, int] = {}
     problems: list[Problem] = []
-    # finetuning_type first, so that use_dora / use_galore refine it wherever they appear
-    for key, value in sorted(data.items(), key=lambda item: item[0] != "finetuning_type"):
+    # finetuning_type first, so that use_dora / use_galore refine it wherever they appear; stage
+    # too, so that an eval task or do_predict: true decides the stage wherever they appear
+    for key, value in sorted(data.items(), key=lambda item: item[0] not in ("finetuning_type", "stage")):
         line = lines.get((key,))
+        if key == "eval_dataset" and "dataset" in data:
+            problems.append(Problem(source, line, key, "ftlab has no separate evaluation dataset (use val_size); "
+                                    "a do_predict config names its data in dataset or eval_dataset, not both"))
+            continue
         if key in _SECTIONS:
             problems.append(Problem(source, line, key,
                                     "ftlab sections cannot be mixed with LlamaFactory's flat keys"))
