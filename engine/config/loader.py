@@ -201,6 +201,9 @@ def resolve_paths(profile: Profile, base: str | Path) -> Profile:
     if (base / name).exists() or name.startswith((".", "/", "~")):
         data["model"]["name_or_path"] = absolute(name)
     data["model"]["adapter"] = absolute(data["model"]["adapter"])
+    ref = data["pref"]["ref_model"]
+    if ref and ((base / ref).exists() or ref.startswith((".", "/", "~"))):
+        data["pref"]["ref_model"] = absolute(ref)
     data["data"]["dataset_dir"] = absolute(data["data"]["dataset_dir"])
     data["eval"]["task_dir"] = absolute(data["eval"]["task_dir"])
     data["output"]["dir"] = absolute(data["output"]["dir"])

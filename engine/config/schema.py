@@ -230,6 +230,45 @@ class OutputConfig(Section):
     )
 
 
+DPO_LOSSES = ("sigmoid", "hinge", "ipo", "robust", "exo_pair", "nca_pair", "bco_pair", "sppo_hard", "apo_zero",
+              "apo_down", "discopop", "sigmoid_norm")
+
+
+class PrefConfig(Section):
+    """Preference stages (rm, dpo, orpo, simpo, kto): the losses of trl 1.16, named as trl names them."""
+
+    beta: float = Field(
+        0.1, gt=0, description="β: dpo/kto: how far the policy may move from the reference (higher: less); "
+        "orpo: the weight λ of the odds-ratio term; simpo: the reward scale.")
+    loss_type: Literal[DPO_LOSSES] = Field(  # type: ignore[valid-type]
+        "sigmoid", description="dpo loss (trl's loss_type): sigmoid (DPO), hinge (SLiC), ipo, robust (rDPO, uses "
+        "label_smoothing), exo_pair, nca_pair, bco_pair, sppo_hard, apo_zero, apo_down, discopop, sigmoid_norm.")
+    ftx: float = Field(
+        0.0, ge=0, description="Weight of an SFT term (mean NLL of the chosen answers) added to the dpo and simpo "
+        "losses (orpo has its own, weight 1).")
+    label_smoothing: float = Field(
+        0.0, ge=0, lt=0.5, description="dpo with loss_type robust: the probability that a preference label is "
+        "flipped; exo_pair: its ε. trl 1.16's sigmoid loss takes none.")
+    simpo_gamma: float = Field(0.5, ge=0, description="simpo: the target reward margin γ.")
+    kto_desirable_weight: float = Field(
+        1.0, gt=0, description="kto: weight of the losses of desirable (kto_tag true) answers.")
+    kto_undesirable_weight: float = Field(
+        1.0, gt=0, description="kto: weight of the losses of undesirable (kto_tag false) answers.")
+    ref_model: str | None = Field(
+        None, description="dpo/kto reference model (embedded name or folder); none: the starting model — with "
+        "LoRA the base with the adapter switched off (no second copy), else a frozen copy.")
+
+    @model_validator(mode="after")
+    def _smoothing_needs_a_loss_that_reads_it(self):
+        if self.label_smoothing and self.loss_type not in ("robust", "exo_pair"):
+            raise ValueError(f"label_smoothing {self.label_smoothing} needs loss_type robust or exo_pair (trl 1.16's "
+                             f"{self.loss_type} loss has no label smoothing; robust is the closest to "
+                             f"LlamaFactory's conservative DPO)")
+        if self.loss_type == "exo_pair" and not self.label_smoothing:
+            raise ValueError("loss_type exo_pair needs label_smoothing > 0 (the EXO paper suggests 1e-3)")
+        return self
+
+
 class EvalConfig(Section):
     """The eval stage: multiple-choice benchmarks (MMLU, CMMLU, C-Eval) read from local CSV folders."""
 
@@ -284,6 +323,7 @@ class Profile(Section):
     output: OutputConfig = Field(default_factory=OutputConfig, description="Where results go.")
     eval: EvalConfig = Field(default_factory=EvalConfig, description="eval stage: which benchmark and how.")
     generate: GenerateConfig = Field(default_factory=GenerateConfig, description="predict stage: decoding settings.")
+    pref: PrefConfig = Field(default_factory=PrefConfig, description="Preference stages: losses and reference.")
 
     @model_validator(mode="after")
     def _check_across_sections(self):

@@ -233,12 +233,19 @@ def enable_checkpointing(model) -> None:
 
 
 def load_model(cfg: ModelConfig, folder: str | Path, *, training: bool = True, method: MethodConfig | None = None,
-               max_length: int | None = None, tokenizer=None):
-    """The causal LM in `folder` with the profile's dtype, attention, quantization and tricks."""
-    from transformers import AutoModelForCausalLM
+               max_length: int | None = None, tokenizer=None, head: str = "causal_lm"):
+    """The causal LM in `folder` with the profile's dtype, attention, quantization and tricks.
+    `head="reward"`: the same base with a new one-output score head (sequence classification, rm)."""
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
     dtype = pick_dtype(cfg.dtype)
     config = load_config(cfg, folder, max_length)
+    auto_class = AutoModelForCausalLM
+    if head == "reward":
+        auto_class = AutoModelForSequenceClassification
+        config.num_labels = 1  # the score is read at the last non-padding token
+        if getattr(config, "pad_token_id", None) is None and tokenizer is not None:
+            config.pad_token_id = tokenizer.pad_token_id
     attention = pick_attention(cfg.attn_implementation)
     if cfg.tricks.shift_attn and training:
         from .patches import shift_attention
@@ -254,8 +261,8 @@ def load_model(cfg: ModelConfig, folder: str | Path, *, training: bool = True, m
         kwargs["device_map"] = _device_map()
     if quant is not None:
         kwargs["quantization_config"] = quant
-    model = AutoModelForCausalLM.from_pretrained(folder, config=config, dtype=dtype, attn_implementation=attention,
-                                                 trust_remote_code=cfg.trust_remote_code, **kwargs)
+    model = auto_class.from_pretrained(folder, config=config, dtype=dtype, attn_implementation=attention,
+                                       trust_remote_code=cfg.trust_remote_code, **kwargs)
     if tokenizer is not None and (cfg.resize_vocab or cfg.new_special_tokens):
         size = len(tokenizer)
         if cfg.resize_vocab:
@@ -264,7 +271,7 @@ def load_model(cfg: ModelConfig, folder: str | Path, *, training: bool = True, m
         resize_embeddings(model, size)
         setattr(model, RESIZED_ATTR, True)
     if training:
-        if want_liger(cfg.tricks.liger_kernel, config.model_type):
+        if head == "causal_lm" and want_liger(cfg.tricks.liger_kernel, config.model_type):
             apply_liger(model)
         if cfg.gradient_checkpointing:
             enable_checkpointing(model)

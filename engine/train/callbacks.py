@@ -1,7 +1,8 @@
 """Trainer callbacks: metrics.jsonl, the progress display, and a warm stop on SIGTERM.
 
 metrics.jsonl is what ftd tails and ftui plots: a `start` record, one record per logging step
-(step, epoch, loss, lr, grad_norm, tokens/s, peak memory) and an `end` record. Each line is
+(step, epoch, loss, lr, grad_norm, tokens/s, peak memory, and a preference stage's own numbers:
+rewards/accuracies, rewards/margins, accuracy...) and an `end` record. Each line is
 flushed as it is written.
 """
 
@@ -48,6 +49,17 @@ class MetricsWriter:
         self._file.close()
 
 
+# What preference trainers (trl) log besides the loss: rewards/*, logps/*, logits/* and these.
+OBJECTIVE_KEYS = ("accuracy", "margin", "mean_reward", "min_reward", "max_reward", "kl", "nll_loss",
+                  "log_odds_ratio", "log_odds_chosen")
+
+
+def objective_metrics(logs: dict) -> dict:
+    """The stage's own numbers from a Trainer log event (rm accuracy, DPO reward margins...)."""
+    return {k: v for k, v in logs.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+            and ("/" in k and not k.startswith("eval_") or k in OBJECTIVE_KEYS)}
+
+
 class MetricsCallback(TrainerCallback):
     """Turns the Trainer's log events into metrics.jsonl records with throughput and memory."""
 
@@ -79,6 +91,7 @@ class MetricsCallback(TrainerCallback):
             "tokens_per_s": round((tokens - self._last_tokens) / elapsed, 1),
             "tokens_seen": tokens,
             "peak_mem_gib": round(peak_memory_gib(), 3),
+            **objective_metrics(logs),
         }
         self._last_time, self._last_tokens = now, tokens
         self.records.append(record)

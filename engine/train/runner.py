@@ -4,7 +4,8 @@
     model   ← resolve (embedded → folder → hub), tokenizer
     data    ← ftlab.engine.data.prepare_dataset (registry, template, masks)
     method  ← full / LoRA (engine.train.methods)
-    train   ← transformers.Trainer + metrics.jsonl + progress + warm stop on SIGTERM
+    train   ← the stage's Trainer (engine.train.stages: transformers or trl) + metrics.jsonl + progress
+              + warm stop on SIGTERM
     save    ← final/ written to a temp folder, then renamed (never half-written)
 
 The caller (ftlab.cli.cmd_run) owns log.txt and exit.json, so they are written whatever fails.
@@ -22,9 +23,6 @@ from pathlib import Path
 
 from ftlab.engine.config import LoadedProfile, Profile, dump_profile
 from ftlab.errors import UserError
-
-TRAINING_STAGES = ("pt", "sft")
-
 
 class Cancelled(Exception):
     """The run was stopped by a signal after saving a checkpoint."""
@@ -100,15 +98,16 @@ def _resume_arg(value: str | None, run_dir: Path):
     return value
 
 
-def training_arguments(profile: Profile, run_dir: Path, overrides: dict | None = None):
-    """TrainingArguments from the profile; `overrides` are the method's own (GaLore optimizer, NEFTune)."""
+def training_arguments(profile: Profile, run_dir: Path, overrides: dict | None = None, args_class=None):
+    """TrainingArguments from the profile; `overrides` are the method's and the stage's own (GaLore
+    optimizer, NEFTune, β...); `args_class` a subclass a stage's trainer needs (trl's DPOConfig...)."""
     from transformers import TrainingArguments
 
     import torch
 
     train = profile.train
     bf16, fp16 = _precision(train.precision)
-    return TrainingArguments(
+    return (args_class or TrainingArguments)(
         output_dir=str(run_dir),
         per_device_train_batch_size=train.batch_size,
         per_device_eval_batch_size=train.batch_size,
@@ -132,6 +131,7 @@ def training_arguments(profile: Profile, run_dir: Path, overrides: dict | None =
         include_num_input_tokens_seen="non_padding",
         remove_unused_columns=False,
         disable_tqdm=True,
+        activation_checkpointing=False,  # the model loader sets it up (trl's configs default to on)
         dataloader_pin_memory=torch.cuda.is_available(),
         **(overrides or {}),
     )
@@ -154,10 +154,14 @@ def save_final(model, tokenizer, run_dir: Path) -> Path:
 
 def run_profile(loaded: LoadedProfile, run_dir: Path, display) -> RunResult:
     """Train `loaded.profile` into `run_dir`; raises UserError, Cancelled or any failure."""
+    if loaded.profile.stage in ("eval", "predict"):  # no training: engine.eval runs them
+        from ftlab.engine.eval.stage import run_stage
+
+        return run_stage(loaded, run_dir, display)
     from ftlab.engine.quiet import quiet_libraries
 
     quiet_libraries()  # before peft/bitsandbytes are imported: bnb speaks at import time
-    from transformers import PrinterCallback, Trainer, set_seed
+    from transformers import PrinterCallback, set_seed
 
     from ftlab.engine.data import make_collator, prepare_dataset
     from ftlab.engine.model.loader import load_model, load_tokenizer
@@ -165,11 +169,11 @@ def run_profile(loaded: LoadedProfile, run_dir: Path, display) -> RunResult:
 
     from .callbacks import MetricsCallback, MetricsWriter, StopOnSignal, peak_memory_gib
     from .methods import apply_method, make_optimizer, trainable_summary, training_overrides
+    from .stages import StageSetup, stage_for
 
     profile = loaded.profile
-    if profile.stage not in TRAINING_STAGES:
-        raise UserError(f"stage: {profile.stage!r} is not available in this version yet "
-                        f"(available: {', '.join(TRAINING_STAGES)})")
+    stage = stage_for(profile.stage)
+    stage_args = stage.arguments(profile)  # the stage's own checks, before any work
     started = time.perf_counter()
     stopper = StopOnSignal()
 
@@ -188,7 +192,7 @@ def run_profile(loaded: LoadedProfile, run_dir: Path, display) -> RunResult:
 
     # 4. model and method
     model = load_model(profile.model, folder, method=profile.method, max_length=profile.data.cutoff_len,
-                       tokenizer=tokenizer)
+                       tokenizer=tokenizer, head=stage.head)
     model = apply_method(model, profile.method, autocast=any(_precision(profile.train.precision)),
                          adapter=profile.model.adapter)
     trainable, total = trainable_summary(model)
@@ -198,17 +202,13 @@ def run_profile(loaded: LoadedProfile, run_dir: Path, display) -> RunResult:
     # 5. train
     writer = MetricsWriter(run_dir / "metrics.jsonl")
     metrics = MetricsCallback(writer, on_record=lambda record, state: display.update(record, state.global_step))
-    args = training_arguments(profile, run_dir, training_overrides(profile.method, profile.model, model))
-    trainer = Trainer(
-        model=model,
-        args=args,
-        optimizers=(make_optimizer(model, profile.method, args), None),
-        train_dataset=data.train,
-        eval_dataset=data.eval,
-        data_collator=make_collator(profile.stage, tokenizer),
-        processing_class=tokenizer,
-        callbacks=[metrics, stopper],
-    )
+    args = training_arguments(profile, run_dir,
+                              {**training_overrides(profile.method, profile.model, model), **stage_args},
+                              args_class=stage.args_class() if stage.args_class else None)
+    trainer = stage.build(StageSetup(
+        profile=profile, folder=folder, model=model, tokenizer=tokenizer, args=args, data=data,
+        collator=make_collator(profile.stage, tokenizer), optimizer=make_optimizer(model, profile.method, args),
+        callbacks=[metrics, stopper]))
     trainer.remove_callback(PrinterCallback)  # metrics.jsonl and the progress display replace its prints
     resume = _resume_arg(profile.train.resume_from_checkpoint, run_dir)
     display.start(trainer.args.max_steps if trainer.args.max_steps > 0 else _total_steps(trainer))
@@ -230,7 +230,7 @@ def run_profile(loaded: LoadedProfile, run_dir: Path, display) -> RunResult:
         summary["eval_loss"] = trainer.evaluate().get("eval_loss")
 
     # 6. save
-    final = save_final(trainer.model, tokenizer, run_dir)
+    final = save_final(stage.final_model(trainer), tokenizer, run_dir)
     writer.write({"event": "end", "status": "succeeded", **_scalars(summary)})
     writer.close()
     if profile.output.plot_loss:

@@ -47,8 +47,16 @@ def apply_method(model, method: MethodConfig, *, autocast: bool | None = None, a
         model = apply_lora(model, method, autocast=autocast, adapter=adapter)
     else:  # the schema's Literal keeps this unreachable
         raise UserError(f"method.type: unknown method {kind!r}")
+    _train_new_head(model)
     _upcast_fp16_trainables(model)
     return model
+
+
+def _train_new_head(model) -> None:
+    """A new task head (rm's score head) always trains; with LoRA peft trains and saves it itself."""
+    if not hasattr(model, "peft_config") and type(model).__name__.endswith("ForSequenceClassification"):
+        for param in model.score.parameters():
+            param.requires_grad_(True)
 
 
 def _upcast_fp16_trainables(model) -> None:

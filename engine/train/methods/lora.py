@@ -37,7 +37,8 @@ def peft_config(model, method: MethodConfig):
         use_dora=method.type == "dora",
         use_rslora=lora.use_rslora,
         init_lora_weights=init,
-        task_type="CAUSAL_LM",
+        # SEQ_CLS (rm's score head): peft then trains and saves the new head with the adapter
+        task_type="SEQ_CLS" if type(model).__name__.endswith("ForSequenceClassification") else "CAUSAL_LM",
     )
 
 
