@@ -27,7 +27,7 @@ def test_shipped_profiles_validate_and_document_their_command(path):
     first = path.read_text().splitlines()[0]
     assert first == f"# ftctl run profiles/{path.name}", "a profile starts with the exact command that runs it"
     loaded = load_profile(path)
-    assert loaded.profile.stage in ("pt", "sft", "eval", "predict")
+    assert loaded.profile.stage in ("pt", "sft", "rm", "dpo", "orpo", "simpo", "kto", "eval", "predict")
 
 
 def test_all_problems_reported_with_line_and_key(tmp_path):

@@ -104,6 +104,8 @@ def _train(loaded, run_dir: Path, display, as_json: bool) -> int:
     summary = {"run_dir": str(run_dir), "final": str(result.final_dir), **result.summary}
     if as_json:
         print(json.dumps(summary, indent=2, default=str))
+    elif "done" in result.summary:  # eval / predict: their own one-line summary
+        display.print(result.summary["done"])
     else:
         loss = f"{result.train_loss:.4f}" if result.train_loss is not None else "-"
         display.print(f"done: {result.steps} steps in {result.runtime_s:.1f}s, train loss {loss}, "
