@@ -11,6 +11,7 @@ a second one exits at once.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import time
@@ -92,6 +93,8 @@ def run_stage(loaded: LoadedProfile, run_dir: Path, display):
     """Run the eval or predict stage of `loaded.profile` into `run_dir` (a runner.RunResult)."""
     from ftlab.engine.quiet import quiet_libraries
 
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise UserError(f"stage {loaded.profile.stage} runs in one process on one device; submit it with --gpus 1")
     quiet_libraries()
     if loaded.profile.stage == "eval":
         from .benchmark import run_eval
