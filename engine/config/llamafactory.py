@@ -146,6 +146,20 @@ def _predict_with_generate(value: Any) -> list[tuple[str, Any]]:
     return []
 
 
+# ---- preference keys (rm, dpo, orpo, simpo, kto)
+
+def _pref_loss(value: Any) -> list[tuple[str, Any]]:
+    # LlamaFactory picks ORPO and SimPO through pref_loss under stage dpo; ftlab names them as stages
+    # (translate() applies `stage` first, so this wins over stage: dpo)
+    if value in ("orpo", "simpo"):
+        return [("stage", value)]
+    if value in ("sigmoid", "hinge", "ipo"):
+        return [("pref.loss_type", value)]
+    if value == "kto_pair":
+        raise ValueError("kto_pair is not in trl 1.16; use stage: kto with kto_tag data")
+    raise ValueError(f"expected one of sigmoid, hinge, ipo, orpo, simpo, got {value!r}")
+
+
 TRANSLATIONS: dict[str, Converter] = {
     "model_name_or_path": _to("model.name_or_path"),
     "trust_remote_code": _to("model.trust_remote_code"),
@@ -226,6 +240,14 @@ TRANSLATIONS: dict[str, Converter] = {
     "moe_aux_loss_coef": _to("model.moe_aux_loss_coef"),
     "disable_gradient_checkpointing": _no_checkpointing,
     "pure_bf16": _pure_bf16,
+    "pref_beta": _to("pref.beta"),
+    "pref_ftx": _to("pref.ftx"),
+    "pref_loss": _pref_loss,
+    "dpo_label_smoothing": _to("pref.label_smoothing"),
+    "simpo_gamma": _to("pref.simpo_gamma"),
+    "kto_chosen_weight": _to("pref.kto_desirable_weight"),
+    "kto_rejected_weight": _to("pref.kto_undesirable_weight"),
+    "ref_model": _to("pref.ref_model"),
     "task": _task,
     "task_dir": _to("eval.task_dir"),
     "n_shot": _to("eval.n_shot"),
@@ -251,7 +273,7 @@ TRANSLATIONS: dict[str, Converter] = {
 _MARKERS = {"model_name_or_path", "finetuning_type", "per_device_train_batch_size", "do_train",
             "lora_rank", "lora_target", "cutoff_len", "output_dir", "num_train_epochs"}
 
-_SECTIONS = {"model", "method", "data", "train", "output"}
+_SECTIONS = {"model", "method", "data", "train", "output", "pref"}
 
 
 def looks_like(data: dict[str, Any]) -> bool:

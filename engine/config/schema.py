@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 STAGES = ("pt", "sft", "rm", "ppo", "dpo", "kto", "orpo", "simpo", "eval", "predict")
 METHODS = ("full", "freeze", "lora", "dora", "galore")
@@ -247,7 +247,7 @@ class PrefConfig(Section):
         0.0, ge=0, description="Weight of an SFT term (mean NLL of the chosen answers) added to the dpo and simpo "
         "losses (orpo has its own, weight 1).")
     label_smoothing: float = Field(
-        0.0, ge=0, lt=0.5, description="dpo with loss_type robust: the probability that a preference label is "
+        0.0, ge=0, lt=0.5, validate_default=True, description="dpo with loss_type robust: the probability that a preference label is "
         "flipped; exo_pair: its ε. trl 1.16's sigmoid loss takes none.")
     simpo_gamma: float = Field(0.5, ge=0, description="simpo: the target reward margin γ.")
     kto_desirable_weight: float = Field(
@@ -258,15 +258,16 @@ class PrefConfig(Section):
         None, description="dpo/kto reference model (embedded name or folder); none: the starting model — with "
         "LoRA the base with the adapter switched off (no second copy), else a frozen copy.")
 
-    @model_validator(mode="after")
-    def _smoothing_needs_a_loss_that_reads_it(self):
-        if self.label_smoothing and self.loss_type not in ("robust", "exo_pair"):
-            raise ValueError(f"label_smoothing {self.label_smoothing} needs loss_type robust or exo_pair (trl 1.16's "
-                             f"{self.loss_type} loss has no label smoothing; robust is the closest to "
-                             f"LlamaFactory's conservative DPO)")
-        if self.loss_type == "exo_pair" and not self.label_smoothing:
+    @field_validator("label_smoothing")
+    @classmethod
+    def _smoothing_needs_a_loss_that_reads_it(cls, value: float, info):
+        loss = info.data.get("loss_type")
+        if value and loss not in ("robust", "exo_pair"):
+            raise ValueError(f"{value} needs loss_type robust or exo_pair (trl 1.16's {loss} loss has no label "
+                             f"smoothing; robust is the closest to LlamaFactory's conservative DPO)")
+        if loss == "exo_pair" and not value:
             raise ValueError("loss_type exo_pair needs label_smoothing > 0 (the EXO paper suggests 1e-3)")
-        return self
+        return value
 
 
 class EvalConfig(Section):
