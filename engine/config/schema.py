@@ -159,7 +159,7 @@ class DataConfig(Section):
     )
     dataset_dir: str = Field("data", description="Folder holding dataset_info.json and the data files.")
     template: Literal["auto", "chatml", "qwen", "yi", "llama3", "llama2", "mistral", "gemma", "chatglm3",
-                      "baichuan2", "alpaca", "default", "empty"] = Field(
+                      "baichuan2", "alpaca", "default", "empty", "fewshot"] = Field(
         "auto", description="Chat template: auto uses the tokenizer's own; a name picks a built-in one "
                             "(for base models without a template).")
     cutoff_len: int = Field(1024, ge=8, description="Maximum tokens per sample after tokenization.")

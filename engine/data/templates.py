@@ -102,6 +102,8 @@ TEMPLATES: dict[str, Template] = {t.name: t for t in [
     Template(name="default", stop="{eos}", system="System: {content}\n",
              user="Human: {content}\nAssistant:", assistant="{content}{eos}\n"),
     Template(name="empty", stop="{eos}", user="{content}", assistant="{content}{eos}"),
+    # LlamaFactory's template for k-shot evaluation of base models: "Q1 A1\n\nQ2 A2\n\nQ3"
+    Template(name="fewshot", stop="{eos}", efficient_eos=True, user="{content}", assistant="{content}\n\n"),
 ]}
 
 

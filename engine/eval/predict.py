@@ -110,7 +110,7 @@ def run_predict(profile: Profile, run_dir: Path, display):
     kwargs = generation_kwargs(cfg, pad_id, eos)
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
     batches = -(-len(order) // cfg.batch_size)
-    display.print(f"predict: {len(prompts)} prompts, {batches} batches of {cfg.batch_size}, "
+    display.print(f"predict: {len(prompts)} prompts, {batches} batch{'es' * (batches != 1)} of up to {cfg.batch_size}, "
                   f"{'sampling' if cfg.do_sample else 'greedy'}, at most {cfg.max_new_tokens} new tokens")
     log = BatchLog(run_dir, display, "predict", batches, "new tok")
     stop = StopFlag()

@@ -40,8 +40,9 @@ def test_key_translates(key, value, path, expected):
 
 
 def test_task_makes_an_eval_run_wherever_stage_is():
-    profile = translate(stage="sft", task="ceval_validation", finetuning_type="lora")
+    profile = translate(stage="sft", task="ceval_validation", finetuning_type="lora", template="fewshot")
     assert profile.stage == "eval" and profile.eval.task == "ceval_validation"
+    assert profile.data.template == "fewshot"  # as LlamaFactory's eval example writes it
     assert translate(task="mmlu_test").stage == "eval"  # LlamaFactory's eval configs have no stage
 
 

@@ -57,3 +57,15 @@ def test_batched_letter_scores_equal_a_direct_forward_pass(tiny):
             direct = model(torch.tensor([prompt])).logits[0, -1, letters]
             torch.testing.assert_close(got[index], direct, atol=1e-4, rtol=1e-4)
             assert int(got[index].argmax()) == int(direct.argmax())
+
+
+def test_fewshot_template_gives_plain_k_shot_text(tiny):
+    """LlamaFactory's eval configs say `template: fewshot`: questions and answers, no chat markup."""
+    _, tokenizer = tiny
+    shot = Question("1 + 1 = ?", ("1", "2", "3", "4"), "B", "x")
+    subject = Subject("elementary_mathematics", "elementary mathematics", "STEM", dev=[shot])
+    builder = PromptBuilder(make_renderer(DataConfig(template="fewshot"), tokenizer), tokenizer, "zh")
+    ids, _ = builder.build(Question("2 + 2 = ?", ("3", "4", "5", "6"), "B", "y"), subject)
+    assert tokenizer.decode(ids) == ("以下是中国关于elementary mathematics考试的单项选择题，请选出其中的正确答案。\n\n"
+                                     "1 + 1 = ?\nA. 1\nB. 2\nC. 3\nD. 4\n答案：B\n\n"
+                                     "2 + 2 = ?\nA. 3\nB. 4\nC. 5\nD. 6\n答案：")
