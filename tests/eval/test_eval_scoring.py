@@ -69,3 +69,27 @@ def test_fewshot_template_gives_plain_k_shot_text(tiny):
     assert tokenizer.decode(ids) == ("以下是中国关于elementary mathematics考试的单项选择题，请选出其中的正确答案。\n\n"
                                      "1 + 1 = ?\nA. 1\nB. 2\nC. 3\nD. 4\n答案：B\n\n"
                                      "2 + 2 = ?\nA. 3\nB. 4\nC. 5\nD. 6\n答案：")
+
+
+def test_model_adapter_is_merged_for_inference(tmp_path, tiny_model_factory):
+    from peft import LoraConfig, PeftModel, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from ftlab.engine.config.schema import Profile
+    from ftlab.engine.eval.model import load_for_inference
+
+    folder = tiny_model_factory("tiny-llama")
+    base = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    lora = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)  # random B: not a no-op
+    get_peft_model(base, lora).save_pretrained(tmp_path / "adapter")
+    profile = Profile.model_validate({"model": {"name_or_path": str(folder), "adapter": str(tmp_path / "adapter")}})
+    model, _ = load_for_inference(profile, log=lambda *_: None)
+    assert not isinstance(model, PeftModel)  # merged: plain linear layers
+    x = torch.tensor([[5, 17, 99, 3, 250]])
+    reference = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32),
+                                          tmp_path / "adapter").eval()
+    plain = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    with torch.inference_mode():
+        got, want, without = model(x).logits, reference(x).logits, plain(x).logits
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+    assert not torch.allclose(got, without, atol=1e-3)
