@@ -85,7 +85,11 @@ def job_detail(job: dict) -> None:
     metrics = job.get("last_metrics") or {}
     if metrics.get("step") is not None:
         rows.append(("last step", f"step {metrics['step']} loss {metrics.get('loss')} lr {metrics.get('lr')}"))
-    if metrics.get("event") == "end":
+    if metrics.get("event") == "end" and "accuracy" in metrics:  # stage eval
+        rows.append(("accuracy", metrics["accuracy"]))
+    elif metrics.get("event") == "end" and "predict_bleu-4" in metrics:  # stage predict
+        rows.append(("bleu-4, rouge-l", f"{metrics['predict_bleu-4']}, {metrics.get('predict_rouge-l')}"))
+    elif metrics.get("event") == "end":
         rows.append(("train loss", metrics.get("train_loss")))
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
