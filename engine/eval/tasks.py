@@ -162,8 +162,10 @@ def read_questions(path: Path, expect_answers: bool = True) -> tuple[str, list[Q
     return layout, questions
 
 
-def _mapping(folder: Path, layout: str) -> tuple[dict[str, tuple[str, str]], str]:
-    """subject → (title, category), and where the table came from (for messages)."""
+def _mapping(folder: Path, layout: str, name: str | None) -> tuple[dict[str, tuple[str, str]], str]:
+    """subject → (title, category), and where the table came from (for messages): the folder's
+    mapping.json, else the built-in table of the benchmark the task is named after (mmlu, cmmlu,
+    ceval), else that of the detected layout."""
     for candidate in (folder / "mapping.json", folder.parent / "mapping.json"):
         if candidate.is_file():
             try:
@@ -172,7 +174,8 @@ def _mapping(folder: Path, layout: str) -> tuple[dict[str, tuple[str, str]], str
             except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
                 raise UserError(f"{candidate}: expected {{\"subject\": {{\"name\": ..., \"category\": ...}}}}: "
                                 f"{type(err).__name__}: {err}") from None
-    return builtin_table(layout) or {}, f"the built-in {layout} table"
+    benchmark = name if name and builtin_table(name) else layout
+    return builtin_table(benchmark) or {}, f"the built-in {benchmark} table"
 
 
 def load_task(task_dir: str, task: str | None, split: str | None = None, subjects: list[str] | None = None,
@@ -195,7 +198,7 @@ def load_task(task_dir: str, task: str | None, split: str | None = None, subject
         file_layout, items = read_questions(files[subject])
         if not layout:
             layout = file_layout
-            table, source = _mapping(folder, layout)
+            table, source = _mapping(folder, layout, name)
         if subject not in table:
             raise UserError(f"{files[subject]}: unknown subject {subject!r}: not in {source}; add a mapping.json "
                             f"to {folder} ({{\"{subject}\": {{\"name\": \"...\", \"category\": \"STEM\"}}}})")

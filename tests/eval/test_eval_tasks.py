@@ -127,3 +127,11 @@ def test_accuracy_per_subject_category_and_average(tmp_path):
     text = (tmp_path / "results.txt").read_text()
     assert text == report_text(report) and "Average:  57.14  (4/7)" in text and "STEM:  50.00  (3/6)" in text
     assert not list(tmp_path.glob(".results*")), "no temp files left"
+
+
+def test_mmlu_with_a_header_row_still_uses_mmlus_table(tmp_path):
+    rows = [["question", "A", "B", "C", "D", "answer"], q(0, "D")]
+    for split in ("dev", "test"):
+        write_csv(tmp_path / "mmlu" / split / f"virology_{split}.csv", rows)
+    (subject,) = load_task(str(tmp_path), "mmlu_test", n_shot=1).subjects
+    assert (subject.title, subject.category, subject.items[0].answer) == ("virology", "Other", "D")
