@@ -49,6 +49,12 @@ class StageSetup:
     callbacks: list = field(default_factory=list)
 
 
+def no_model_card(trainer, *args, **kwargs) -> None:
+    """For trl trainers' `create_model_card`: trl writes a README.md into the run dir at every
+    checkpoint, naming the base model "None" and linking to the hub; a run is described by its
+    config.yaml and metrics.jsonl instead."""
+
+
 def _no_arguments(profile) -> dict:
     return {}
 

@@ -10,7 +10,7 @@ come from ftlab's pairwise collator, renamed for trl (batches.py). The reference
 
 from __future__ import annotations
 
-from . import Stage, StageSetup
+from . import Stage, StageSetup, no_model_card
 from .batches import PreferenceBatches
 from .reference import drop_fresh_reference_adapter, final_model, reference_model
 
@@ -36,6 +36,8 @@ def _trainer_class():
 
     class FtlabDPOTrainer(DPOTrainer):
         """DPOTrainer whose datasets are ftlab's tokenized pairwise rows (no text to tokenize)."""
+
+        create_model_card = no_model_card
 
         def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
             return dataset

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from ftlab.errors import UserError
 
-from . import Stage, StageSetup
+from . import Stage, StageSetup, no_model_card
 from .batches import UnpairedBatches
 from .reference import drop_fresh_reference_adapter, final_model, reference_model
 
@@ -38,6 +38,8 @@ def _trainer_class():
 
     class FtlabKTOTrainer(KTOTrainer):
         """KTOTrainer whose datasets are ftlab's tokenized KTO rows, KL pairs included."""
+
+        create_model_card = no_model_card
 
         def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
             return dataset

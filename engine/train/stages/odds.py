@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import warnings
 
-from . import Stage, StageSetup
+from . import Stage, StageSetup, no_model_card
 
 IGNORE = -100
 
@@ -49,6 +49,8 @@ def _experimental(module: str, name: str):
 def _subclass(base, average: bool):
     class FtlabPairwiseTrainer(base):
         """trl's trainer on ftlab's tokenized pairwise rows and batches."""
+
+        create_model_card = no_model_card
 
         def tokenize_row(self, feature, model=None):
             return feature  # already tokenized, truncated and masked by engine.data

@@ -15,7 +15,7 @@ r_chosen > r_rejected), margin, mean_reward, min_reward, max_reward.
 
 from __future__ import annotations
 
-from . import Stage, StageSetup
+from . import Stage, StageSetup, no_model_card
 from .batches import RewardBatches
 
 
@@ -34,6 +34,8 @@ def _trainer_class():
 
     class FtlabRewardTrainer(RewardTrainer):
         """RewardTrainer whose datasets are ftlab's tokenized pairwise rows."""
+
+        create_model_card = no_model_card
 
         def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
             return dataset
