@@ -97,21 +97,35 @@ def _torch_dtype(name: str):
     return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[name]
 
 
-def load_dequantized_base(folder: Path, quant: dict):
+def model_class(source: Source):
+    """The transformers class to load `source` with: a reward model (stage rm: a one-output score
+    head; peft task SEQ_CLS) is a sequence classifier, anything else a causal LM."""
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    if source.kind == "adapter":
+        reward = json.loads((source.folder / "adapter_config.json").read_text()).get("task_type") == "SEQ_CLS"
+    else:
+        architectures = json.loads((source.folder / "config.json").read_text()).get("architectures") or []
+        reward = any(name.endswith("ForSequenceClassification") for name in architectures)
+    return AutoModelForSequenceClassification if reward else AutoModelForCausalLM
+
+
+def load_dequantized_base(folder: Path, quant: dict, auto_class=None, **kwargs):
     """The base as the QLoRA run saw it: quantized with the run's settings, then de-quantized (fp32, CPU)."""
     import torch
     from ftlab.engine.config.schema import MethodConfig
     from ftlab.engine.model.loader import quantization_config
     from transformers import AutoModelForCausalLM
 
+    auto_class = auto_class or AutoModelForCausalLM
     method = MethodConfig(type="lora", quantization=quant)
     config = quantization_config(method, torch.float32)
     if config is None:  # GPTQ/AWQ checkpoints carry their own
-        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, device_map={"": "cpu"})
+        model = auto_class.from_pretrained(folder, dtype=torch.float32, device_map={"": "cpu"}, **kwargs)
     else:
         device = {"": 0} if torch.cuda.is_available() else {"": "cpu"}
-        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, quantization_config=config,
-                                                     device_map=device)
+        model = auto_class.from_pretrained(folder, dtype=torch.float32, quantization_config=config,
+                                           device_map=device, **kwargs)
     model = model.dequantize()
     return model.to("cpu", torch.float32)
 
@@ -120,13 +134,19 @@ def merged_model(source: Source):
     """Base + adapter merged, in fp32 on the CPU (QLoRA: into the de-quantized base)."""
     import torch
     from peft import PeftModel
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForSequenceClassification
 
     base = base_model_folder(source)
+    auto_class = model_class(source)
+    kwargs = {}
+    if auto_class is AutoModelForSequenceClassification:  # rm: the score head comes from the adapter
+        from transformers import AutoTokenizer
+
+        kwargs = {"num_labels": 1, "pad_token_id": AutoTokenizer.from_pretrained(source.folder).pad_token_id}
     if source.quantization:
-        model = load_dequantized_base(base, source.quantization)
+        model = load_dequantized_base(base, source.quantization, auto_class, **kwargs)
     else:
-        model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+        model = auto_class.from_pretrained(base, dtype=torch.float32, **kwargs)
     vocab = _adapter_vocab(source.folder)
     if vocab and vocab != model.get_input_embeddings().weight.shape[0]:
         model.resize_token_embeddings(vocab, mean_resizing=False)  # rows come from the adapter's saved modules
@@ -174,9 +194,7 @@ def export(path: str | Path, out: str | Path, *, merge: bool = False, dtype: str
                 model = merged_model(source)
                 fallback = base_model_folder(source)
             else:
-                from transformers import AutoModelForCausalLM
-
-                model = AutoModelForCausalLM.from_pretrained(source.folder, dtype=torch.float32)
+                model = model_class(source).from_pretrained(source.folder, dtype=torch.float32)
                 fallback = None
             model.to(_torch_dtype(dtype)).save_pretrained(tmp)
             _copy_tokenizer(source.folder, tmp, fallback)

@@ -2,7 +2,8 @@
 random Llama with LoRA over the shipped polite-vs-rude data, writes final/ and metrics.jsonl with
 each stage's own numbers, and the loss falls on a repeated batch. DPO's first loss is log 2
 (policy = reference: the adapter switched off with LoRA, a frozen copy with full fine-tuning),
-and a full-fine-tuned reward model loads with plain transformers and ranks its pairs."""
+and a reward model exports (`ftctl export`, LoRA merged or full) to a plain transformers sequence
+classifier that ranks its pairs."""
 
 from __future__ import annotations
 
@@ -124,6 +125,25 @@ def test_stage_trains_lora_and_logs_its_metrics(tmp_path, tiny_llama, stage):
 
         saved = load_file(out / "final/adapter_model.safetensors")
         assert any("score" in k for k in saved), "the new head is saved with the adapter"
+        check_merged_reward_export(out, tmp_path / "rm-merged")
+
+
+def check_merged_reward_export(out: Path, dest: Path) -> None:
+    """`ftctl export --merge` of a reward adapter: a plain sequence classifier scoring like base + adapter."""
+    import torch
+    from ftlab.engine.model.export import export
+    from peft import AutoPeftModelForSequenceClassification
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    assert export(out, dest, merge=True, dtype="fp32")["kind"] == "merged"
+    merged = AutoModelForSequenceClassification.from_pretrained(dest)
+    adapter = AutoPeftModelForSequenceClassification.from_pretrained(out / "final", num_labels=1)
+    tokenizer = AutoTokenizer.from_pretrained(dest)
+    adapter.config.pad_token_id = tokenizer.pad_token_id
+    batch = tokenizer(["Thank you, happy to help!", "Go away."], return_tensors="pt", padding=True)
+    with torch.no_grad():
+        expected, got = adapter(**batch).logits, merged(**batch).logits
+    assert got.shape == (2, 1) and torch.allclose(got, expected, atol=1e-5), (got, expected)
 
 
 @pytest.mark.slow
@@ -141,10 +161,12 @@ def test_reward_model_exports_to_plain_transformers_and_ranks_its_pairs(tmp_path
     path, out = write_profile(tmp_path, tiny_llama, "rm", method="full", lr="1.0e-3", steps=STEPS)
     run_in_process(path, out)
     import torch
+    from ftlab.engine.model.export import export
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    model = AutoModelForSequenceClassification.from_pretrained(out / "final")
-    tokenizer = AutoTokenizer.from_pretrained(out / "final")
+    export(out, tmp_path / "rm-export", dtype="fp32")  # a full reward model stays a sequence classifier
+    model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "rm-export")
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "rm-export")
     assert model.config.num_labels == 1 and model.config.pad_token_id == tokenizer.pad_token_id
     pairs = json.loads((REPO / "profiles/data/polite_pref.json").read_text())[:2]
     texts = []
