@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from ftlab.engine.config import load_profile
+
 from ftlab.errors import ProblemsError, UserError
 
 REPO = Path(__file__).resolve().parents[2]
