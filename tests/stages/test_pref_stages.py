@@ -180,3 +180,16 @@ def test_reward_model_exports_to_plain_transformers_and_ranks_its_pairs(tmp_path
         scores = model(**batch).logits.squeeze(-1)
     assert scores.shape == (4,) and torch.isfinite(scores).all()
     assert scores[0] > scores[1] and scores[2] > scores[3], f"trained pairs ranked: {scores.tolist()}"
+
+
+@pytest.mark.slow
+def test_reward_model_on_a_4bit_base_keeps_fp32_adapters_and_head(tmp_path, tiny_llama):
+    # trl casts a quantized model's trainable parameters to bf16; ftlab keeps lora.upcast_adapters
+    # (a bf16 score head on an fp32 forward failed here before)
+    path, out = write_profile(tmp_path, tiny_llama, "rm", lr="1.0e-3", steps=2)
+    path.write_text(path.read_text().replace("lora: {rank: 4, alpha: 8}}", "lora: {rank: 4, alpha: 8}, quantization: {bits: 4}}"))
+    run_in_process(path, out)
+    from safetensors.torch import load_file
+
+    saved = load_file(out / "final/adapter_model.safetensors")
+    assert any("score" in k for k in saved) and {str(t.dtype) for t in saved.values()} == {"torch.float32"}

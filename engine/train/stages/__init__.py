@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +48,18 @@ class StageSetup:
     collator: Callable
     optimizer: Any = None
     callbacks: list = field(default_factory=list)
+
+
+@contextmanager
+def trainable_dtypes_kept(model):
+    """trl's trainers cast a quantized model's trainable parameters to bf16 when they are built
+    (their QLoRA recipe). ftlab's method code has already chosen those dtypes (`lora.upcast_adapters`:
+    fp32 adapters by default), and a bf16 score head breaks an fp32 forward: they are put back."""
+    dtypes = {name: param.dtype for name, param in model.named_parameters() if param.requires_grad}
+    yield
+    for name, param in model.named_parameters():
+        if name in dtypes and param.dtype != dtypes[name]:
+            param.data = param.data.to(dtypes[name])
 
 
 def no_model_card(trainer, *args, **kwargs) -> None:

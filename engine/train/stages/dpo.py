@@ -10,7 +10,7 @@ come from ftlab's pairwise collator, renamed for trl (batches.py). The reference
 
 from __future__ import annotations
 
-from . import Stage, StageSetup, no_model_card
+from . import Stage, StageSetup, no_model_card, trainable_dtypes_kept
 from .batches import PreferenceBatches
 from .reference import drop_fresh_reference_adapter, final_model, reference_model
 
@@ -46,17 +46,18 @@ def _trainer_class():
 
 
 def build(setup: StageSetup):
-    trainer = _trainer_class()(
-        model=setup.model,
-        ref_model=reference_model(setup),
-        args=setup.args,
-        data_collator=PreferenceBatches(setup.collator),
-        train_dataset=setup.data.train,
-        eval_dataset=setup.data.eval,
-        processing_class=setup.tokenizer,
-        callbacks=setup.callbacks,
-        optimizers=(setup.optimizer, None),
-    )
+    with trainable_dtypes_kept(setup.model):
+        trainer = _trainer_class()(
+            model=setup.model,
+            ref_model=reference_model(setup),
+            args=setup.args,
+            data_collator=PreferenceBatches(setup.collator),
+            train_dataset=setup.data.train,
+            eval_dataset=setup.data.eval,
+            processing_class=setup.tokenizer,
+            callbacks=setup.callbacks,
+            optimizers=(setup.optimizer, None),
+        )
     drop_fresh_reference_adapter(trainer, setup.profile)
     return trainer
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from ftlab.errors import UserError
 
-from . import Stage, StageSetup, no_model_card
+from . import Stage, StageSetup, no_model_card, trainable_dtypes_kept
 from .batches import UnpairedBatches
 from .reference import drop_fresh_reference_adapter, final_model, reference_model
 
@@ -48,17 +48,18 @@ def _trainer_class():
 
 
 def build(setup: StageSetup):
-    trainer = _trainer_class()(
-        model=setup.model,
-        ref_model=reference_model(setup),
-        args=setup.args,
-        data_collator=UnpairedBatches(setup.collator),
-        train_dataset=setup.data.train,
-        eval_dataset=setup.data.eval,
-        processing_class=setup.tokenizer,
-        callbacks=setup.callbacks,
-        optimizers=(setup.optimizer, None),
-    )
+    with trainable_dtypes_kept(setup.model):
+        trainer = _trainer_class()(
+            model=setup.model,
+            ref_model=reference_model(setup),
+            args=setup.args,
+            data_collator=UnpairedBatches(setup.collator),
+            train_dataset=setup.data.train,
+            eval_dataset=setup.data.eval,
+            processing_class=setup.tokenizer,
+            callbacks=setup.callbacks,
+            optimizers=(setup.optimizer, None),
+        )
     trainer.args.train_sampling_strategy = "random"  # our KL pairs do not depend on the batch order
     drop_fresh_reference_adapter(trainer, setup.profile)
     return trainer

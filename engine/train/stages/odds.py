@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import warnings
 
-from . import Stage, StageSetup, no_model_card
+from . import Stage, StageSetup, no_model_card, trainable_dtypes_kept
 
 IGNORE = -100
 
@@ -65,16 +65,17 @@ def _subclass(base, average: bool):
 def _build(base_module: str, base_name: str):
     def build(setup: StageSetup):
         trainer_class = _subclass(_experimental(base_module, base_name), average=True)
-        return trainer_class(
-            model=setup.model,
-            args=setup.args,
-            data_collator=setup.collator,
-            train_dataset=setup.data.train,
-            eval_dataset=setup.data.eval,
-            processing_class=setup.tokenizer,
-            callbacks=setup.callbacks,
-            optimizers=(setup.optimizer, None),
-        )
+        with trainable_dtypes_kept(setup.model):
+            return trainer_class(
+                model=setup.model,
+                args=setup.args,
+                data_collator=setup.collator,
+                train_dataset=setup.data.train,
+                eval_dataset=setup.data.eval,
+                processing_class=setup.tokenizer,
+                callbacks=setup.callbacks,
+                optimizers=(setup.optimizer, None),
+            )
     return build
 
 

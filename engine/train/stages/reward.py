@@ -15,7 +15,7 @@ r_chosen > r_rejected), margin, mean_reward, min_reward, max_reward.
 
 from __future__ import annotations
 
-from . import Stage, StageSetup, no_model_card
+from . import Stage, StageSetup, no_model_card, trainable_dtypes_kept
 from .batches import RewardBatches
 
 
@@ -44,16 +44,17 @@ def _trainer_class():
 
 
 def build(setup: StageSetup):
-    return _trainer_class()(
-        model=setup.model,
-        args=setup.args,
-        data_collator=RewardBatches(setup.collator),
-        train_dataset=setup.data.train,
-        eval_dataset=setup.data.eval,
-        processing_class=setup.tokenizer,
-        callbacks=setup.callbacks,
-        optimizers=(setup.optimizer, None),
-    )
+    with trainable_dtypes_kept(setup.model):
+        return _trainer_class()(
+            model=setup.model,
+            args=setup.args,
+            data_collator=RewardBatches(setup.collator),
+            train_dataset=setup.data.train,
+            eval_dataset=setup.data.eval,
+            processing_class=setup.tokenizer,
+            callbacks=setup.callbacks,
+            optimizers=(setup.optimizer, None),
+        )
 
 
 STAGES = {"rm": Stage(build, head="reward", args_class=_config_class, arguments=arguments)}
