@@ -107,3 +107,15 @@ def test_bad_benchmark_input_is_one_message_and_exit_2(tmp_path, tiny_llama, cap
     (tmp_path / "out" / "results.json").write_text("{}")
     assert "already holds results (results.json); set output.overwrite: true" in run("eval.task=mmlu_demo_test",
                                                                                      f"eval.task_dir={DEMO.parent}")
+
+
+def test_generation_settings_greedy_or_sampling():
+    from ftlab.engine.config.schema import GenerateConfig
+    from ftlab.engine.eval.predict import generation_kwargs
+
+    greedy = generation_kwargs(GenerateConfig(max_new_tokens=7), pad_id=2, eos_ids=[2])
+    assert greedy["do_sample"] is False and greedy["temperature"] is None and greedy["max_new_tokens"] == 7
+    sampled = generation_kwargs(GenerateConfig(do_sample=True, temperature=0.3, top_p=0.8, top_k=5, num_beams=2),
+                                pad_id=2, eos_ids=[2, 7])
+    assert (sampled["temperature"], sampled["top_p"], sampled["top_k"]) == (0.3, 0.8, 5)
+    assert sampled["length_penalty"] == 1.0 and sampled["eos_token_id"] == [2, 7]
