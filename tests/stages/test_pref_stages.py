@@ -193,3 +193,17 @@ def test_reward_model_on_a_4bit_base_keeps_fp32_adapters_and_head(tmp_path, tiny
 
     saved = load_file(out / "final/adapter_model.safetensors")
     assert any("score" in k for k in saved) and {str(t.dtype) for t in saved.values()} == {"torch.float32"}
+
+
+@pytest.mark.slow
+def test_demo_dpo_profile_on_the_embedded_model(tmp_path, smollm2_dir):
+    out = tmp_path / "demo_dpo"
+    result = subprocess.run(
+        [sys.executable, "-m", "ftlab.cli", "run", "profiles/demo_dpo.yaml", "--progress", "none", "--output-dir",
+         str(out), "--set", "train.max_steps=2", "--set", "train.batch_size=2", "--set", "data.max_samples=4",
+         "--set", "train.warmup_ratio=0"],
+        capture_output=True, text=True, cwd=REPO, timeout=300, env=ONE_THREAD, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    steps = step_records(out)
+    assert steps[0]["loss"] == pytest.approx(math.log(2), abs=1e-4), "SmolLM2 with its adapter off is the reference"
+    assert steps[1]["loss"] < steps[0]["loss"] and steps[1]["rewards/margins"] > 0
