@@ -207,3 +207,14 @@ def test_demo_dpo_profile_on_the_embedded_model(tmp_path, smollm2_dir):
     steps = step_records(out)
     assert steps[0]["loss"] == pytest.approx(math.log(2), abs=1e-4), "SmolLM2 with its adapter off is the reference"
     assert steps[1]["loss"] < steps[0]["loss"] and steps[1]["rewards/margins"] > 0
+
+
+@pytest.mark.slow
+def test_dpo_against_another_reference_model(tmp_path, tiny_llama, tiny_model_factory):
+    # pref.ref_model: another random model (qwen2-shaped: a llama- or mistral-shaped one would get the
+    # same weights from the same seed) is the reference, so the policy does not start at log 2
+    path, out = write_profile(tmp_path, tiny_llama, "dpo", steps=1)
+    path.write_text(path.read_text() + f"pref: {{ref_model: {tiny_model_factory('tiny-qwen2')}}}\n")
+    run_in_process(path, out)
+    first = step_records(out)[0]
+    assert abs(first["loss"] - math.log(2)) > 1e-3 and first["rewards/chosen"] != 0
