@@ -1,23 +1,26 @@
 """Training stages: which Trainer optimises which objective on the batches of `engine.data`.
 
-The runner asks the stage for four things, in this order:
+The runner (engine/train/runner.py) asks the stage, in this order:
 
-    stage = stage_for(profile.stage)                      # UserError for a stage this version cannot train
-    model = load_model(..., head=stage.head)              # "causal_lm", or "reward" (a scalar score head)
-    args  = training_arguments(..., args_class=stage.args_class, stage_args=stage.arguments(profile))
-    trainer = stage.build(StageSetup(...))                # a transformers / trl Trainer, ready to train()
-    save_final(stage.final_model(trainer), ...)
+    stage = stage_for(profile.stage)             # UserError for a stage this version cannot train
+    extra = stage.arguments(profile)             # the stage's TrainingArguments fields (β, losses...); checks
+    model = load_model(..., head=stage.head)     # "causal_lm", or "reward" (a one-output score head)
+    args  = training_arguments(..., {**method_overrides, **extra}, args_class=stage.args_class())
+    trainer = stage.build(StageSetup(...))       # a transformers / trl Trainer, ready to train()
+    save_final(stage.final_model(trainer), ...)  # what goes to final/
 
 One module per family, imported only when its stage runs (trl is heavy):
 
-    sft.py   pt, sft          transformers.Trainer (causal-LM loss)
-    reward.py rm              trl RewardTrainer (Bradley–Terry on a sequence-classification score head)
-    dpo.py   dpo              trl DPOTrainer (every trl DPO loss; the reference: adapter off, or a frozen copy)
-    odds.py  orpo, simpo      trl's experimental ORPOTrainer / CPOTrainer (loss_type simpo)
-    kto.py   kto              trl KTOTrainer (with the KL pairs built by the data pipeline)
+    sft.py     pt, sft        transformers.Trainer (causal-LM loss)
+    reward.py  rm             trl RewardTrainer (Bradley–Terry on a sequence-classification score head)
+    dpo.py     dpo            trl DPOTrainer (every trl DPO loss)
+    odds.py    orpo, simpo    trl's experimental ORPOTrainer / CPOTrainer (loss_type simpo)
+    kto.py     kto            trl KTOTrainer (with the KL pairs built by the data pipeline)
+    reference.py              the dpo/kto reference: the adapter switched off, a frozen copy, or pref.ref_model
+    batches.py                ftlab's collated batches renamed to the keys trl reads
 
 Each trl trainer is subclassed thinly so that it takes ftlab's tokenized rows and collators
-(`batches.py` renames our batch keys to trl's) instead of tokenizing text itself.
+instead of tokenizing text itself. ppo is missing: trl 1.16 removed its PPOTrainer.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from typing import Any
 
 from ftlab.errors import UserError
 
-# stage → module that defines STAGE (a `Stage`)
+# stage → the module whose STAGES dict holds its `Stage`
 MODULES = {"pt": "sft", "sft": "sft", "rm": "reward", "dpo": "dpo", "orpo": "odds", "simpo": "odds", "kto": "kto"}
 NOT_YET = {"ppo": "trl 1.16 ships no PPO trainer any more, and ftlab has none of its own yet"}
 
