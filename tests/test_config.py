@@ -110,6 +110,7 @@ lr_scheduler_type: cosine
 warmup_ratio: 0.1
 bf16: true
 seed: 7
+ddp_timeout: 180000000
 """
 
 
@@ -129,6 +130,7 @@ def test_llamafactory_yaml_is_translated(tmp_path):
     assert (p.train.lr_scheduler, p.train.warmup_ratio, p.train.seed) == ("cosine", 0.1, 7)
     assert p.train.precision == "bf16" and p.train.logging_steps == 10 and p.train.save_steps == 500
     assert p.model.trust_remote_code is True
+    assert p.train.ddp_timeout == 180000000  # LlamaFactory's own example configs carry it
 
 
 def test_llamafactory_untranslatable_key_is_an_error_with_its_line(tmp_path):

@@ -208,6 +208,7 @@ TRANSLATIONS: dict[str, Converter] = {
     "save_total_limit": _to("train.save_total_limit"),
     "resume_from_checkpoint": _to("train.resume_from_checkpoint"),
     "seed": _to("train.seed"),
+    "ddp_timeout": _to("train.ddp_timeout"),
     "bf16": _precision("bf16"),
     "fp16": _precision("fp16"),
     "freeze_trainable_layers": _to("method.freeze.trainable_layers"),

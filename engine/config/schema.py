@@ -218,6 +218,8 @@ class TrainConfig(Section):
     save_steps: int | None = Field(None, ge=1, description="Save a checkpoint every N steps (none: only at the end).")
     save_total_limit: int | None = Field(None, ge=1, description="Keep at most this many checkpoints.")
     seed: int = Field(42, description="Random seed for data order and initialisation.")
+    ddp_timeout: int = Field(1800, ge=1, description="Seconds the ranks of a multi-GPU job wait for each "
+                             "other (torch.distributed timeout) before the job fails.")
     resume_from_checkpoint: str | None = Field(None, description="Checkpoint folder to resume, or `last`.")
 
 

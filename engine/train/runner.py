@@ -124,6 +124,7 @@ def training_arguments(profile: Profile, run_dir: Path, overrides: dict | None =
         save_steps=train.save_steps or 500,
         save_total_limit=train.save_total_limit,
         seed=train.seed,
+        ddp_timeout=train.ddp_timeout,
         bf16=bf16,
         fp16=fp16,
         use_cpu=not torch.cuda.is_available(),
