@@ -10,9 +10,9 @@ come from ftlab's pairwise collator, renamed for trl (batches.py). The reference
 
 from __future__ import annotations
 
-from . import Stage, StageSetup, no_model_card, trainable_dtypes_kept
+from . import Stage, StageSetup
 from .batches import PreferenceBatches
-from .reference import drop_fresh_reference_adapter, final_model, reference_model
+from .reference import build_with_reference, final_model
 
 
 def _config_class():
@@ -31,34 +31,10 @@ def arguments(profile) -> dict:
             "label_smoothing": pref.label_smoothing, "max_length": profile.data.cutoff_len}
 
 
-def _trainer_class():
+def build(setup: StageSetup):
     from trl import DPOTrainer
 
-    class FtlabDPOTrainer(DPOTrainer):
-        """DPOTrainer whose datasets are ftlab's tokenized pairwise rows (no text to tokenize)."""
-
-        create_model_card = no_model_card
-
-        def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
-            return dataset
-
-    return FtlabDPOTrainer
-
-
-def build(setup: StageSetup):
-    with trainable_dtypes_kept(setup.model):
-        trainer = _trainer_class()(
-            model=setup.model,
-            ref_model=reference_model(setup),
-            args=setup.args,
-            data_collator=PreferenceBatches(setup.collator),
-            train_dataset=setup.data.train,
-            eval_dataset=setup.data.eval,
-            processing_class=setup.tokenizer,
-            callbacks=setup.callbacks,
-            optimizers=(setup.optimizer, None),
-        )
-    drop_fresh_reference_adapter(trainer, setup.profile)
+    trainer = build_with_reference(DPOTrainer, setup, PreferenceBatches(setup.collator))
     return trainer
 
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from ftlab.errors import UserError
 
-from . import Stage, StageSetup, no_model_card, trainable_dtypes_kept
+from . import Stage, StageSetup
 from .batches import UnpairedBatches
-from .reference import drop_fresh_reference_adapter, final_model, reference_model
+from .reference import build_with_reference, final_model
 
 
 def _config_class():
@@ -33,35 +33,11 @@ def arguments(profile) -> dict:
             "train_sampling_strategy": "sequential"}
 
 
-def _trainer_class():
+def build(setup: StageSetup):
     from trl import KTOTrainer
 
-    class FtlabKTOTrainer(KTOTrainer):
-        """KTOTrainer whose datasets are ftlab's tokenized KTO rows, KL pairs included."""
-
-        create_model_card = no_model_card
-
-        def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
-            return dataset
-
-    return FtlabKTOTrainer
-
-
-def build(setup: StageSetup):
-    with trainable_dtypes_kept(setup.model):
-        trainer = _trainer_class()(
-            model=setup.model,
-            ref_model=reference_model(setup),
-            args=setup.args,
-            data_collator=UnpairedBatches(setup.collator),
-            train_dataset=setup.data.train,
-            eval_dataset=setup.data.eval,
-            processing_class=setup.tokenizer,
-            callbacks=setup.callbacks,
-            optimizers=(setup.optimizer, None),
-        )
+    trainer = build_with_reference(KTOTrainer, setup, UnpairedBatches(setup.collator))
     trainer.args.train_sampling_strategy = "random"  # our KL pairs do not depend on the batch order
-    drop_fresh_reference_adapter(trainer, setup.profile)
     return trainer
 
 

@@ -57,3 +57,32 @@ def final_model(trainer):
     if _is_peft(model) and "ref" in model.peft_config:
         model.delete_adapter("ref")
     return model
+
+
+def build_with_reference(trainer_class, setup, batches):
+    """A trl trainer that measures against a reference (DPO, KTO), built on ftlab's tokenized rows:
+    trl's own tokenization is skipped, no model card is written, the method's dtypes are kept and a
+    fresh LoRA's reference adapter copy is dropped (the adapter switched off is the reference)."""
+    from . import no_model_card, trainable_dtypes_kept
+
+    class OnFtlabRows(trainer_class):
+        create_model_card = no_model_card
+
+        def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
+            return dataset
+
+    OnFtlabRows.__name__ = f"Ftlab{trainer_class.__name__}"
+    with trainable_dtypes_kept(setup.model):
+        trainer = OnFtlabRows(
+            model=setup.model,
+            ref_model=reference_model(setup),
+            args=setup.args,
+            data_collator=batches,
+            train_dataset=setup.data.train,
+            eval_dataset=setup.data.eval,
+            processing_class=setup.tokenizer,
+            callbacks=setup.callbacks,
+            optimizers=(setup.optimizer, None),
+        )
+    drop_fresh_reference_adapter(trainer, setup.profile)
+    return trainer
